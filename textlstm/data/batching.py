@@ -1,0 +1,99 @@
+"""Batches: length-bucketed sampling and padding to the longest text in the batch.
+
+A batch is a dict of plain tensors, `ids` (B, T) padded with 0, `lengths` (B,) and
+`labels` (B,). Packing (if any) happens inside the model, so no PackedSequence ever crosses
+the DataLoader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
+    lengths = torch.tensor([max(1, len(e["ids"])) for e in examples], dtype=torch.long)
+    ids = torch.zeros(len(examples), int(lengths.max()), dtype=torch.long)  # (B, T), 0 = <pad>
+    for row, e in enumerate(examples):
+        if len(e["ids"]):
+            ids[row, : len(e["ids"])] = torch.as_tensor(e["ids"], dtype=torch.long)
+        else:
+            ids[row, 0] = 1  # an empty text is one <unk>, so every sequence has a last token
+    batch = {"ids": ids, "lengths": lengths}
+    if "label_id" in examples[0]:
+        batch["labels"] = torch.tensor([e["label_id"] for e in examples], dtype=torch.long)
+    return batch
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar length, so little of each batch is padding.
+
+    Shuffle the indices, cut them into chunks of `bucket_factor` batches, sort each chunk by
+    length, cut it into batches, then shuffle the batches. With `max_tokens` a batch holds as
+    many texts as fit the budget (padded size = count * longest), so long and short batches
+    cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
+    (Lightning does) to reshuffle. Without shuffle the order is simply sorted by length.
+    """
+
+    def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
+                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False):
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.shuffle = shuffle
+        self.seed = seed
+        self.bucket_factor = bucket_factor
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _cut(self, order: np.ndarray) -> list[list[int]]:
+        if self.max_tokens is None:
+            return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        batches, cur, longest = [], [], 0
+        for i in order.tolist():
+            n = max(1, int(self.lengths[i]))
+            if cur and (max(longest, n) * (len(cur) + 1) > self.max_tokens or len(cur) >= self.batch_size * 64):
+                batches.append(cur)
+                cur, longest = [], 0
+            cur.append(i)
+            longest = max(longest, n)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            return self._cut(np.argsort(self.lengths, kind="stable"))
+        rng = np.random.default_rng((self.seed, self.epoch))
+        perm = rng.permutation(n)
+        chunk = self.batch_size * self.bucket_factor
+        out = []
+        for start in range(0, n, chunk):
+            part = perm[start : start + chunk]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            out.extend(self._cut(part))
+        if self.drop_last and self.max_tokens is None:
+            out = [b for b in out if len(b) == self.batch_size]
+        order = rng.permutation(len(out))
+        return [out[i] for i in order]
+
+    def __iter__(self):
+        yield from self.batches()
+
+    def __len__(self) -> int:
+        if self.max_tokens is None:
+            full = len(self.lengths) // self.batch_size
+            if self.drop_last:
+                return full
+            # chunks are cut separately, so each chunk may end in a short batch
+            chunk = self.batch_size * self.bucket_factor if self.shuffle else len(self.lengths)
+            return sum(math.ceil(min(chunk, len(self.lengths) - s) / self.batch_size)
+                       for s in range(0, len(self.lengths), max(1, chunk)))
+        return len(self.batches())

@@ -1,0 +1,123 @@
+"""The LightningDataModule: sources -> tokens -> vocab/labels -> ids -> bucketed batches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import lightning as L
+from datasets import Dataset, DatasetDict
+from torch.utils.data import DataLoader
+
+from textlstm.data.batching import BucketBatchSampler, collate
+from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedded
+from textlstm.data.tokenize import fingerprint, tokenize_splits
+from textlstm.data.vocab import Vocab
+from textlstm.errors import UserError
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def check_labels(dd: DatasetDict, labels: list[str]) -> None:
+    known = set(labels)
+    for split in SPLITS:
+        if split == "train" or split not in dd:
+            continue
+        unseen = sorted(set(dd[split]["label"]) - known)
+        if unseen:
+            shown = ", ".join(repr(u) for u in unseen[:5])
+            raise UserError(f"the {split} split has label(s) {shown} that never occur in train; "
+                            "add training examples for them or drop those rows.")
+
+
+def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int) -> Dataset:
+    """tokens -> `ids` (int32, truncated to max_length), `length`, and `label_id` if labelled."""
+    index = {lab: i for i, lab in enumerate(labels or [])}
+    with_labels = labels is not None and "label" in ds.column_names
+
+    def fn(batch):
+        ids = [vocab.encode(t, max_length) for t in batch["tokens"]]
+        out = {"ids": ids, "length": [len(x) for x in ids]}
+        if with_labels:
+            out["label_id"] = [index[lab] for lab in batch["label"]]
+        return out
+
+    from datasets import Features, Sequence, Value
+
+    features = Features({"ids": Sequence(Value("int32")), "length": Value("int32"),
+                         **({"label_id": Value("int32")} if with_labels else {})})
+    fp = fingerprint(ds._fingerprint, "encode", _digest(vocab.itos), _digest(labels), max_length, with_labels)
+    return ds.map(fn, batched=True, batch_size=2000, remove_columns=ds.column_names,
+                  features=features, new_fingerprint=fp, desc="encoding")
+
+
+class TextDataModule(L.LightningDataModule):
+    """`cfg` is the config's `data` section. After `setup()`: `vocab`, `labels`, `splits`."""
+
+    def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None, labels: list[str] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.seed = seed
+        self.vocab = vocab
+        self.labels = labels
+        self.splits: DatasetDict | None = None
+        self.tokens: DatasetDict | None = None
+        self.stats: dict = {}
+
+    def prepare_data(self) -> None:
+        # runs once (rank 0): write the embedded splits under data/ if they are missing
+        if self.cfg.source in EMBEDDED:
+            prepare_embedded(self.cfg.source, self.cfg.data_dir, self.cfg.validation_fraction,
+                             self.cfg.test_fraction, self.cfg.split_seed)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        c = self.cfg
+        raw = load_splits(c)
+        self.tokens = tokenize_splits(raw, c.lowercase, c.num_proc)
+        if self.labels is None:
+            self.labels = sorted(set(raw["train"]["label"]))
+        if len(self.labels) < 2:
+            raise UserError(f"the training split has only one label ({self.labels[0]!r}); "
+                            "a classifier needs at least two.")
+        check_labels(raw, self.labels)
+        if self.vocab is None:
+            self.vocab = Vocab.build(self.tokens["train"]["tokens"], c.min_freq, c.max_vocab_size)
+        self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
+                                   for s, d in self.tokens.items()})
+        self.stats = self._stats(raw)
+
+    def _stats(self, raw: DatasetDict) -> dict:
+        out = {"name": self.cfg.source, "vocab_size": len(self.vocab), "labels": list(self.labels)}
+        for s in SPLITS:
+            out[f"{s}_size"] = len(raw[s])
+        for s in ("validation", "test"):
+            toks = [t for doc in self.tokens[s]["tokens"] for t in doc]
+            out[f"{s}_oov_rate"] = round(sum(t not in self.vocab for t in toks) / max(1, len(toks)), 4)
+        return out
+
+    def loader(self, split: str, shuffle: bool | None = None) -> DataLoader:
+        ds = self.splits[split]
+        train = split == "train" if shuffle is None else shuffle
+        sampler = BucketBatchSampler(
+            ds["length"],
+            self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            max_tokens=self.cfg.max_tokens_per_batch if train else None,
+            shuffle=train,
+            seed=self.seed,
+        )
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
+                          num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0)
+
+    def train_dataloader(self):
+        return self.loader("train")
+
+    def val_dataloader(self):
+        return self.loader("validation")
+
+    def test_dataloader(self):
+        return self.loader("test")

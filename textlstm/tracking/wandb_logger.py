@@ -1,0 +1,57 @@
+"""Weights & Biases through Lightning's WandbLogger: offline by default, never blocking.
+
+Mode resolution: the user's `WANDB_MODE` environment variable wins, then `wandb.mode` from
+config. We pass the mode to `wandb.init` ourselves instead of `WandbLogger(offline=True)`,
+which would set WANDB_MODE=dryrun and override a user's `WANDB_MODE=disabled`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textlstm.errors import UserError
+
+
+def resolve_mode(cfg_mode: str) -> str:
+    env = os.environ.get("WANDB_MODE", "").strip().lower()
+    if env in ("offline", "dryrun"):
+        return "offline"
+    if env in ("online", "run"):
+        return "online"
+    if env == "disabled":
+        return "disabled"
+    return cfg_mode
+
+
+def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
+    """A WandbLogger writing under `run_dir/wandb`, or None when disabled."""
+    mode = resolve_mode(cfg.wandb.mode)
+    if mode == "disabled":
+        return None
+    from lightning.pytorch.loggers import WandbLogger
+    from omegaconf import OmegaConf
+
+    if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _has_netrc_key()):
+        raise UserError("wandb.mode is online but no W&B API key is configured; run `wandb login`, "
+                        "set WANDB_API_KEY, or use wandb.mode=offline.")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    enc = cfg.model.encoder
+    tags = list(cfg.wandb.tags) or [cfg.data.source.split(":")[0], enc.cell, cfg.model.pooling]
+    return WandbLogger(
+        project=cfg.wandb.project,
+        entity=cfg.wandb.entity,
+        name=f"{cfg.name}/{run_dir.name}",
+        group=cfg.wandb.group or cfg.name,
+        tags=tags,
+        save_dir=str(run_dir),
+        id=run_id,
+        mode=mode,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        settings={"console": "off", "disable_git": True, "x_disable_stats": True},
+    )
+
+
+def _has_netrc_key() -> bool:
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")

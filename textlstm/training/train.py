@@ -1,0 +1,175 @@
+"""`textlstm train`: data -> model -> Lightning Trainer -> best checkpoint on test -> metrics.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from textlstm.config import to_yaml
+from textlstm.data.datamodule import TextDataModule
+from textlstm.data.vectors import load_vectors
+from textlstm.errors import UserError
+from textlstm.models.classifier import TextClassifier
+from textlstm.models.lit import LitTextClassifier
+from textlstm.tracking.wandb_logger import make_wandb_logger
+
+log = logging.getLogger("textlstm")
+
+
+def set_threads(n: int = 0) -> int:
+    """torch intra-op threads = the cores this process may use (not the machine's count).
+
+    More threads than free cores makes an LSTM step 20-50x slower here (platform notes).
+    """
+    if n <= 0:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """runs/<name>/<timestamp>[-k]: created atomically, so two runs never share a folder."""
+    base = Path(root) / name
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for k in range(1000):
+        d = base / (stamp if k == 0 else f"{stamp}-{k}")
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run directory under {base}; clean it up.")
+
+
+def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None:
+    cw = cfg.model.class_weights
+    if cw in (None, "none"):
+        return None
+    if cw == "balanced":  # n / (k * count), as scikit-learn's "balanced"
+        counts = np.bincount(np.asarray(train_label_ids), minlength=len(labels)).astype(float)
+        return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()
+    cw = list(cw)
+    if len(cw) != len(labels) or not all(isinstance(x, int | float) and x >= 0 for x in cw):
+        raise UserError(f"model.class_weights has {len(cw)} value(s) but there are {len(labels)} labels "
+                        f"({', '.join(labels)}); give one non-negative number per label.")
+    return [float(x) for x in cw]
+
+
+def build_model(cfg: DictConfig, vocab_size: int, labels: list[str], weights=None) -> LitTextClassifier:
+    net = TextClassifier(vocab_size, len(labels), cfg.model)
+    return LitTextClassifier(net, labels, OmegaConf.to_container(cfg.optim), weights,
+                             config=OmegaConf.to_container(cfg, resolve=True))
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when imported; keep only warnings and errors."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train, test the best checkpoint, write the run directory; returns its path."""
+    quiet_lightning()
+    threads = set_threads(cfg.trainer.num_threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir = new_run_dir(cfg.run_root, cfg.name)
+    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+
+    dm = TextDataModule(cfg.data, seed=cfg.seed)
+    dm.prepare_data()
+    dm.setup()
+    dm.vocab.save(run_dir / "vocab.json")
+    write_json(run_dir / "labels.json", dm.labels)
+
+    model = build_model(cfg, len(dm.vocab), dm.labels,
+                        class_weights(cfg, dm.labels, dm.splits["train"]["label_id"]))
+    if cfg.model.embedding.vectors:
+        vecs, found, coverage = load_vectors(cfg.model.embedding.vectors, dm.vocab)
+        if vecs.shape[1] != cfg.model.embedding.dim:
+            raise UserError(f"model.embedding.vectors has {vecs.shape[1]}-d vectors but model.embedding.dim "
+                            f"is {cfg.model.embedding.dim}; set model.embedding.dim={vecs.shape[1]}.")
+        model.net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), cfg.model.embedding.freeze)
+        dm.stats["vectors_coverage"] = round(coverage, 4)
+        log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, cfg.model.embedding.vectors)
+
+    t = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    best_ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/f1_macro", mode="max",
+                                save_top_k=1, save_last=True, enable_version_counter=False)
+    callbacks = [best_ckpt, EarlyStopping(monitor="val/f1_macro", mode="max", patience=t.patience),
+                 LearningRateMonitor(logging_interval="step")]
+    if t.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    loggers = [CSVLogger(run_dir, name="", version="logs")]
+    wb = make_wandb_logger(cfg, run_dir)
+    if wb is not None:
+        loggers.append(wb)
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        limit_test_batches=t.limit_test_batches, log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
+        enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+    )
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(model, datamodule=dm)
+    except FloatingPointError as e:
+        raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
+    seconds = time.perf_counter() - t0
+    ckpt_path = best_ckpt.best_model_path or best_ckpt.last_model_path
+    if not ckpt_path:
+        raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
+    # the best epoch's validation numbers, and the best checkpoint on test
+    trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    validation = model.reports["validation"]
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    test = model.reports["test"]
+
+    best_epoch = _best_epoch(ckpt_path)  # 1-based, like "epochs"
+    metrics = {
+        "data": {k: dm.stats[k] for k in ("name", "train_size", "validation_size", "test_size", "vocab_size", "labels")}
+        | {k: v for k, v in dm.stats.items() if k.endswith("oov_rate") or k == "vectors_coverage"},
+        "train": {
+            "seconds": round(seconds, 2),
+            "epochs": trainer.current_epoch,
+            "best_epoch": best_epoch,
+            "tokens_per_second": round(float(np.mean(model.tokens_per_second)), 1) if model.tokens_per_second else None,
+            "threads": threads,
+        },
+        "validation": {k: validation[k] for k in ("accuracy", "f1_macro", "loss")},
+        "test": test,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    # stable names for the checkpoints (ModelCheckpoint already writes best.ckpt / last.ckpt)
+    if wb is not None:
+        wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
+        wb.experiment.finish()
+    return run_dir
+
+
+def _best_epoch(ckpt_path: str) -> int | None:
+    try:
+        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except Exception:
+        return None
