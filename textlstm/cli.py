@@ -1,4 +1,4 @@
-"""The `textlstm` command: train, evaluate, predict, prepare (and the verbs later issues add).
+"""The `textlstm` command: train, evaluate, predict, prepare, demo.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -159,6 +159,16 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    if args.name != "sine":
+        raise UserError(f"unknown demo '{args.name}'; the demos are: sine.")
+    from textlstm.demo.sine import run_sine_demo
+
+    result = run_sine_demo(out=args.out, epochs=args.epochs, seed=args.seed, quiet=True)
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -181,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", "-i", default=None, help=".txt (a text per line), .csv or .jsonl file of texts")
     pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
     pr.set_defaults(func=cmd_predict)
+
+    dm = sub.add_parser("demo", help="the seed notes' demos: sine")
+    dm.add_argument("name", help="sine")
+    dm.add_argument("--out", default="sine.png", help="plot to write (default sine.png)")
+    dm.add_argument("--epochs", type=int, default=5)
+    dm.add_argument("--seed", type=int, default=42)
+    dm.set_defaults(func=cmd_demo)
 
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])
