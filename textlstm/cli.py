@@ -209,9 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if hasattr(args, "overrides") and args.verb == "train":
-        args.overrides = list(args.overrides)
+    # texts and key=value overrides may come before or after the --options
+    args, extra = parser.parse_known_args(argv)
+    unknown = [x for x in extra if x.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    for attr in ("overrides", "rest"):
+        if hasattr(args, attr):
+            setattr(args, attr, list(getattr(args, attr)) + extra)
+            extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet()
     try:
         return args.func(args)

@@ -1,0 +1,69 @@
+"""Shared fixtures: tiny real data (a slice of the embedded BBC set) and a trained tiny run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None):
+    """The real `textlstm` command in a subprocess: exit code, stdout, stderr."""
+    p = subprocess.run([sys.executable, "-m", "textlstm", *map(str, args)], capture_output=True, text=True,
+                       cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture(scope="session")
+def bbc_dir():
+    from textlstm.data.sources import prepare_embedded
+
+    return prepare_embedded("bbc_news", ROOT / "data")
+
+
+@pytest.fixture(scope="session")
+def small_csvs(tmp_path_factory, bbc_dir):
+    """train/validation/test CSVs with custom column names, cut from real BBC articles."""
+    import json
+
+    d = tmp_path_factory.mktemp("csv")
+    for split, n in (("train", 300), ("validation", 60), ("test", 60)):
+        lines = (bbc_dir / f"{split}.jsonl").read_text().splitlines()
+        rows = [json.loads(x) for x in lines[:: max(1, len(lines) // n)][:n]]  # files are grouped by label
+        with open(d / f"{split}.csv", "w", newline="") as fh:
+            import csv
+
+            w = csv.writer(fh)
+            w.writerow(["review", "stars"])
+            for r in rows:
+                w.writerow([" ".join(r["text"].split()[:60]), r["label"]])
+    return d
+
+
+TINY = [
+    "model.embedding.dim=16", "model.encoder.hidden_size=16", "data.max_length=40", "data.min_freq=1",
+    "trainer.max_epochs=2", "trainer.progress_bar=false", "data.batch_size=16",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, small_csvs):
+    """A real training run (Trainer, wandb offline) on the CSV slice; returns its run dir."""
+    from textlstm.config import load_config
+    from textlstm.training.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
+        f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
+        "wandb.mode=offline", *TINY])
+    return train(cfg)

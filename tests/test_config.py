@@ -1,0 +1,54 @@
+import pytest
+
+from textlstm.config import load_config, parse_overrides
+from textlstm.errors import UserError
+from tests.conftest import ROOT
+
+
+def test_yaml_defaults_and_overrides():
+    cfg = load_config(ROOT / "configs" / "tweets_sentiment.yaml",
+                      ["trainer.max_epochs=3", "model.encoder.hidden_size=64", "optim.lr=1e-4"])
+    assert cfg.name == "tweets_sentiment"
+    assert cfg.data.source == "tweets_sentiment"
+    assert cfg.trainer.max_epochs == 3 and cfg.model.encoder.hidden_size == 64
+    assert cfg.optim.lr == pytest.approx(1e-4)
+    assert cfg.trainer.patience == 3  # from base.yaml
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")))
+def test_every_config_loads_and_says_how_to_run_it(path):
+    load_config(path)
+    assert path.read_text().startswith("#") and "textlstm train" in path.read_text().split("\n\n")[0] or \
+        "make train" in path.read_text().split("\n\n")[0]
+
+
+def test_unknown_key_names_closest():
+    with pytest.raises(UserError, match=r"model\.encoder\.hiden_size.*did you mean 'model\.encoder\.hidden_size'"):
+        load_config(None, ["model.encoder.hiden_size=3"])
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(UserError, match=r"trainer\.max_epochs"):
+        load_config(None, ["trainer.max_epochs=abc"])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.encoder.dropout=1.0", "model.encoder.dropout"),
+    ("model.encoder.hidden_size=-3", "model.encoder.hidden_size"),
+    ("model.pooling=median", "model.pooling"),
+    ("data.source=nope", "data.source"),
+])
+def test_out_of_range(override, key):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_train_file_implies_files():
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", ["data.train_file=x.csv"])
+    assert cfg.data.source == "files"
+
+
+def test_override_syntax():
+    assert parse_overrides(["a.b=[1,2]", "x.y=null"]) == [("a.b", [1, 2]), ("x.y", None)]
+    with pytest.raises(UserError):
+        parse_overrides(["novalue"])

@@ -1,0 +1,148 @@
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from textlstm.config import load_config
+from textlstm.data.batching import BucketBatchSampler, collate
+from textlstm.data.datamodule import TextDataModule
+from textlstm.data.sources import SPLITS, read_bbc_news, read_tweets_sentiment, stratified_split
+from textlstm.data.tokenize import tokenize_dataset, tokenize_texts
+from textlstm.data.vocab import Vocab
+from textlstm.errors import UserError
+
+
+def test_embedded_sets_are_real():
+    texts, labels = read_bbc_news()
+    assert len(texts) == 2225 and set(labels) == {"business", "entertainment", "politics", "sports", "tech"}
+    texts, labels = read_tweets_sentiment()
+    assert len(texts) > 38000 and set(labels) == {"negative", "neutral", "positive"}
+
+
+def test_prepared_bbc_splits_no_leak(bbc_dir):
+    splits = {s: [json.loads(x) for x in (bbc_dir / f"{s}.jsonl").read_text().splitlines()] for s in SPLITS}
+    texts = {s: {r["text"] for r in rows} for s, rows in splits.items()}
+    assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"]
+    assert not texts["validation"] & texts["test"]
+    n = sum(len(v) for v in splits.values())
+    assert 2100 < n < 2225  # exact duplicates dropped
+    assert abs(len(splits["test"]) / n - 0.1) < 0.01
+    # stratified: each label's share in test is close to its share overall
+    overall = Counter(r["label"] for rows in splits.values() for r in rows)
+    test = Counter(r["label"] for r in splits["test"])
+    for lab, c in overall.items():
+        assert abs(test[lab] / len(splits["test"]) - c / n) < 0.02
+
+
+def test_stratified_split_groups_duplicates():
+    texts = ["a", "a", "b", "c", "d", "e", "f", "g", "h", "i"] * 3
+    labels = ["x", "x", "y", "x", "y", "x", "y", "x", "y", "x"] * 3
+    idx = stratified_split(texts, labels, 0.2, 0.2, seed=1)
+    owner = {}
+    for s, ids in idx.items():
+        for i in ids:
+            assert owner.setdefault(texts[i], s) == s
+    assert sorted(np.concatenate(list(idx.values()))) == list(range(len(texts)))
+
+
+def test_spacy_tokenizer():
+    assert tokenize_texts(["Don't stop, U.S. shares!"], lowercase=True) == [["do", "n't", "stop", ",", "u.s.", "shares", "!"]]
+    assert tokenize_texts(["Big  News"], lowercase=False) == [["Big", "News"]]
+
+
+def test_tokenization_is_cached(tmp_path, monkeypatch):
+    from datasets import Dataset
+
+    import textlstm.data.tokenize as tk
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": f"text number {i}", "label": "a"}) + "\n" for i in range(50)))
+    from textlstm.data.sources import read_file
+
+    ds = read_file(path, str(tmp_path / "cache"))
+    first = tokenize_dataset(ds)
+    assert isinstance(first, Dataset) and first[0]["tokens"] == ["text", "number", "0"]
+
+    def boom(*a, **k):
+        raise AssertionError("tokenized again")
+
+    monkeypatch.setattr(tk, "tokenize_texts", boom)
+    again = tokenize_dataset(read_file(path, str(tmp_path / "cache")))
+    assert again["tokens"] == first["tokens"]
+    with pytest.raises(Exception, match="tokenized again"):  # other settings: a new fingerprint
+        tokenize_dataset(read_file(path, str(tmp_path / "cache")), lowercase=False)
+
+
+def test_vocab_build_save_load(tmp_path):
+    v = Vocab.build([["a", "b", "a"], ["c", "a", "b"]], min_freq=2)
+    assert v.itos == ["<pad>", "<unk>", "a", "b"]
+    assert v.encode(["a", "zzz", "b"]) == [2, 1, 3]
+    assert v.encode(["a", "b", "a"], max_length=2) == [2, 3]
+    v.save(tmp_path / "v.json")
+    assert Vocab.load(tmp_path / "v.json").itos == v.itos
+    assert len(Vocab.build([["a", "b", "c", "d"]], max_size=4)) == 4
+
+
+def test_bucket_sampler_deterministic_and_complete():
+    lengths = np.random.default_rng(0).integers(1, 300, size=1000)
+    s = BucketBatchSampler(lengths, batch_size=32, seed=7)
+    b0 = s.batches()
+    assert b0 == BucketBatchSampler(lengths, batch_size=32, seed=7).batches()
+    assert sorted(i for b in b0 for i in b) == list(range(1000))
+    assert len(s) == len(b0)
+    s.set_epoch(1)
+    assert s.batches() != b0
+    # buckets: far less padding than random batches
+    pad = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in b0)
+    rnd = np.random.default_rng(0).permutation(1000)
+    pad_rnd = sum(32 * lengths[rnd[i:i + 32]].max() - lengths[rnd[i:i + 32]].sum() for i in range(0, 992, 32))
+    assert pad < pad_rnd / 5
+
+
+def test_token_budget_batches():
+    lengths = np.random.default_rng(0).integers(1, 400, size=500)
+    s = BucketBatchSampler(lengths, batch_size=32, max_tokens=2000, seed=0)
+    for b in s.batches():
+        assert len(b) == 1 or len(b) * lengths[b].max() <= 2000
+
+
+def test_collate_pads_and_keeps_lengths():
+    batch = collate([{"ids": [5, 6, 7], "label_id": 1}, {"ids": [8], "label_id": 0}, {"ids": [], "label_id": 0}])
+    assert batch["ids"].tolist() == [[5, 6, 7], [8, 0, 0], [1, 0, 0]]
+    assert batch["lengths"].tolist() == [3, 1, 1] and batch["labels"].tolist() == [1, 0, 0]
+
+
+def test_datamodule_on_custom_csv(small_csvs, tmp_path):
+    cfg = load_config(None, [f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=review",
+                             "data.label_field=stars", f"data.data_dir={tmp_path}"])
+    dm = TextDataModule(cfg.data)
+    dm.setup()
+    # validation/test made from train by a stratified split
+    assert dm.stats["train_size"] + dm.stats["validation_size"] + dm.stats["test_size"] == 300
+    assert dm.labels == sorted(dm.labels) and len(dm.labels) == 5
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["ids"].shape[0] == batch["lengths"].shape[0] == batch["labels"].shape[0]
+    assert int(batch["lengths"].max()) == batch["ids"].shape[1] <= cfg.data.max_length
+
+
+def test_missing_column_names_existing(small_csvs, tmp_path):
+    cfg = load_config(None, [f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=body",
+                             "data.label_field=stars", f"data.data_dir={tmp_path}"])
+    with pytest.raises(UserError, match=r"no column 'body' \(columns: review, stars\)"):
+        TextDataModule(cfg.data).setup()
+
+
+def test_unseen_label_in_test(small_csvs, tmp_path):
+    bad = tmp_path / "test.csv"
+    bad.write_text("review,stars\nsome text here,weather\n")
+    cfg = load_config(None, [f"data.train_file={small_csvs / 'train.csv'}", f"data.test_file={bad}",
+                             "data.text_field=review", "data.label_field=stars", f"data.data_dir={tmp_path}"])
+    with pytest.raises(UserError, match="'weather' that never occur in train"):
+        TextDataModule(cfg.data).setup()
+
+
+def test_hub_source_fails_fast_offline(tmp_path):
+    cfg = load_config(None, ["data.source=hf:imdb", f"data.data_dir={tmp_path}"])
+    with pytest.raises(UserError, match="hub dataset 'imdb' could not be loaded"):
+        TextDataModule(cfg.data).setup()

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from textlstm.config import load_config
+from textlstm.models.classifier import TextClassifier
+from textlstm.models.encoders import RNNEncoder
+from textlstm.models.pooling import Pooling
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("layers,bidir", [(1, True), (2, True), (2, False)])
+def test_padded_path_equals_packed(cell, layers, bidir):
+    torch.manual_seed(0)
+    enc = RNNEncoder(8, 6, layers, bidir, cell=cell, impl="padded").double()
+    x = torch.randn(5, 9, 8, dtype=torch.double)
+    lengths = torch.tensor([9, 3, 1, 7, 5])
+    out_pad, fin_pad = enc(x, lengths)
+    enc.impl = "packed"
+    out_pack, fin_pack = enc(x, lengths)
+    assert torch.allclose(out_pad, out_pack, atol=1e-12)
+    assert torch.allclose(fin_pad, fin_pack, atol=1e-12)
+    assert enc.get_output_dim() == 6 * (2 if bidir else 1)
+
+
+def test_padding_never_changes_a_result():
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6"])
+    for pooling in ("last", "max", "mean", "attention"):
+        cfg.model.pooling = pooling
+        net = TextClassifier(50, 3, cfg.model).eval()
+        ids = torch.tensor([[5, 6, 7, 8]])
+        alone = net(ids, torch.tensor([4]))
+        padded = net(torch.tensor([[5, 6, 7, 8, 0, 0, 0], [9, 9, 9, 9, 9, 9, 9]]), torch.tensor([4, 7]))
+        assert torch.allclose(alone, padded[:1], atol=1e-6), pooling
+
+
+def test_pooling_masks():
+    states = torch.tensor([[[1.0], [5.0], [100.0]]])
+    lengths = torch.tensor([2])
+    assert Pooling("max", 1)(states, lengths, None).item() == 5.0
+    assert Pooling("mean", 1)(states, lengths, None).item() == 3.0
+    att = Pooling("attention", 1)
+    att(states, lengths, None)
+    assert att.last_weights[0, 2].item() == 0.0
+
+
+def test_classifier_shapes_and_vectors():
+    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3", "model.head.hidden_size=5"])
+    net = TextClassifier(10, 4, cfg.model)
+    out = net(torch.randint(1, 10, (2, 6)), torch.tensor([6, 2]))
+    assert out.shape == (2, 4)
+    vecs = torch.arange(40, dtype=torch.float).view(10, 4)
+    found = torch.zeros(10, dtype=torch.bool)
+    found[3] = True
+    net.load_vectors(vecs, found, freeze=True)
+    assert torch.equal(net.embedding.weight[3], vecs[3]) and not net.embedding.weight.requires_grad
