@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from textlstm.config import load_config
 from textlstm.data.batching import collate
@@ -149,6 +149,3 @@ def load(run_dir: str | Path, overrides: list[str] | None = None, which: str = "
         device = "cuda" if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()) else "cpu"
     return Predictor(net, vocab, labels, cfg, run_dir, device)
 
-
-def to_plain(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)

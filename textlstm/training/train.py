@@ -12,7 +12,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -161,7 +166,6 @@ def train(cfg: DictConfig) -> Path:
         "test": test,
     }
     write_json(run_dir / "metrics.json", metrics)
-    # stable names for the checkpoints (ModelCheckpoint already writes best.ckpt / last.ckpt)
     if wb is not None:
         wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
