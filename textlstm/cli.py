@@ -1,4 +1,4 @@
-"""The `textlstm` command: train, evaluate, predict, prepare, demo.
+"""The `textlstm` command: train, evaluate, predict, inspect, prepare, demo.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -169,6 +169,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from textlstm.tracking.gates import inspect_text
+
+    rest, overrides = _split_overrides(args.rest)
+    if len(rest) != 1:
+        raise UserError('inspect takes one quoted text, e.g. textlstm inspect RUN "a good film" --out gates.png.')
+    print(json.dumps(inspect_text(args.run, rest[0], out=args.out, html=args.html, overrides=overrides)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -191,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", "-i", default=None, help=".txt (a text per line), .csv or .jsonl file of texts")
     pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
     pr.set_defaults(func=cmd_predict)
+
+    i = sub.add_parser("inspect", help="draw a trained run's LSTM gates for one text")
+    i.add_argument("run", help="run directory")
+    i.add_argument("rest", nargs="*", help="the text (quoted), and key=value overrides")
+    i.add_argument("--out", default="gates.png", help="PNG to write (default gates.png)")
+    i.add_argument("--html", default=None, help="also write a self-contained HTML page")
+    i.set_defaults(func=cmd_inspect)
 
     dm = sub.add_parser("demo", help="the seed notes' demos: sine")
     dm.add_argument("name", help="sine")
