@@ -2,9 +2,9 @@
 
 import torch
 
+from tests.conftest import run_cli
 from textlstm.predictor import load
 from textlstm.tracking.gates import trace
-from tests.conftest import run_cli
 
 
 def test_inspect_writes_png_and_html(tiny_run, tmp_path):

@@ -22,6 +22,20 @@ def test_padded_path_equals_packed(cell, layers, bidir):
     assert enc.get_output_dim() == 6 * (2 if bidir else 1)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_unpadded_batch_takes_the_fused_call_with_the_same_numbers(cell):
+    torch.manual_seed(0)
+    enc = RNNEncoder(8, 6, 2, True, cell=cell, impl="padded").double()
+    x = torch.randn(4, 7, 8, dtype=torch.double)
+    lengths = torch.full((4,), 7)
+    calls = []
+    enc.rnn.register_forward_hook(lambda *a: calls.append(1))
+    out, fin = enc(x, lengths)
+    assert calls == [1]  # the fused nn.LSTM/nn.GRU call ran
+    assert torch.allclose(out, enc._padded(x, lengths), atol=1e-12)
+    assert torch.allclose(fin, enc.final_states(enc._padded(x, lengths), lengths), atol=1e-12)
+
+
 def test_padding_never_changes_a_result():
     torch.manual_seed(0)
     cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6"])

@@ -1,4 +1,4 @@
-"""The `textlstm` command: train, evaluate, predict, inspect, prepare, demo.
+"""The `textlstm` command: train, evaluate, predict, inspect, prepare, demo, bench.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -179,6 +179,18 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from textlstm.bench import DATASETS, run_bench
+
+    for name in args.datasets:
+        if name not in DATASETS:
+            raise UserError(f"'{name}' is not a benchmark data set; use {' and/or '.join(DATASETS)}.")
+    if args.steps < 2:
+        raise UserError("--steps must be at least 2 (timed training steps per path).")
+    run_bench(args.datasets, args.steps, args.out, args.overrides, alternatives=not args.no_alternatives)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -215,6 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--epochs", type=int, default=5)
     dm.add_argument("--seed", type=int, default=42)
     dm.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", help="speed benchmark: naive vs textlstm training, LSTM FLOP rate, inference, "
+                                     "tokenization, memory; writes bench.json")
+    b.add_argument("--datasets", nargs="+", default=["bbc_news", "tweets_sentiment"])
+    b.add_argument("--steps", type=int, default=24, help="timed training steps per path (default 24)")
+    b.add_argument("--out", default="bench.json", help="where to write the JSON results (default bench.json)")
+    b.add_argument("--no-alternatives", action="store_true", help="skip the threads/workers/packed comparison")
+    b.add_argument("overrides", nargs="*", help="config overrides key=value, applied to every data set")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])

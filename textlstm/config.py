@@ -54,7 +54,7 @@ class DataConfig:
     # batch by a token budget instead of a fixed count (long and short texts cost the same)
     max_tokens_per_batch: int | None = None
     num_workers: int = 0
-    num_proc: int = 1               # processes for tokenization
+    num_proc: int = 0               # tokenization processes; 0 = the cores this process may use
 
 
 @dataclass
@@ -257,11 +257,12 @@ def validate(cfg: DictConfig) -> None:
         _check(bool(d.train_file), "data.train_file", "must name a CSV, JSON Lines or Parquet file when data.source=files")
     for k in ("validation_fraction", "test_fraction"):
         _check(0.0 < d[k] < 0.5, f"data.{k}", f"is {d[k]}; use a fraction between 0 and 0.5")
-    for k in ("max_length", "batch_size", "eval_batch_size", "min_freq", "max_vocab_size", "num_proc"):
+    for k in ("max_length", "batch_size", "eval_batch_size", "min_freq", "max_vocab_size"):
         _check(d[k] >= 1, f"data.{k}", f"is {d[k]}; it must be at least 1")
     _check(d.max_tokens_per_batch is None or d.max_tokens_per_batch >= d.max_length,
            "data.max_tokens_per_batch", "must be at least data.max_length (or null)")
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
+    _check(d.num_proc >= 0, "data.num_proc", f"is {d.num_proc}; use 0 (one per usable core) or more")
     _check(m.embedding.dim >= 1, "model.embedding.dim", f"is {m.embedding.dim}; it must be at least 1")
     for k, v in (("model.embedding.dropout", m.embedding.dropout), ("model.encoder.dropout", e.dropout),
                  ("model.head.dropout", m.head.dropout)):

@@ -89,7 +89,11 @@ class Predictor:
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int | None = None) -> torch.Tensor:
         """(N, C) probabilities in input order. Batches are built by length to skip padding."""
-        ids = self.encode(list(texts))
+        return self.proba_from_ids(self.encode(list(texts)), batch_size)
+
+    @torch.inference_mode()
+    def proba_from_ids(self, ids: list[list[int]], batch_size: int | None = None) -> torch.Tensor:
+        """(N, C) probabilities for already-encoded texts, in input order."""
         bs = batch_size or self.cfg.data.eval_batch_size
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         probs = torch.empty(len(ids), len(self.labels))

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import lightning as L
+import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 
@@ -109,9 +110,12 @@ class TextDataModule(L.LightningDataModule):
             shuffle=train,
             seed=self.seed,
         )
+        # workers default to 0: on 2 cores a worker process competes with torch's threads
+        # (`make bench` measures it); pinned memory only helps host -> GPU copies
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
                           num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
+                          persistent_workers=self.cfg.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self):
         return self.loader("train")

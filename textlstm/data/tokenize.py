@@ -13,6 +13,8 @@ from functools import lru_cache
 import spacy
 from datasets import Dataset, DatasetDict
 
+from textlstm.hardware import usable_cores
+
 # bump when the tokenization code below changes what it produces
 TOKENIZER_VERSION = "1"
 
@@ -43,14 +45,18 @@ def fingerprint(parent: str, *parts) -> str:
     return h.hexdigest()[:16]
 
 
-def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1) -> Dataset:
+def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1, min_rows_per_proc: int = 1000) -> Dataset:
+    """Tokenize the `text` column into `tokens`, cached on disk. `num_proc` > 1 forks worker
+    processes, which pays only for large splits (fork + spaCy start cost ~0.5 s each)."""
+    if num_proc <= 0:
+        num_proc = usable_cores()
     fp = fingerprint(ds._fingerprint, "spacy-en", spacy.__version__, TOKENIZER_VERSION, lowercase)
     return ds.map(
         _tokenize_batch,
         batched=True,
         batch_size=1000,
         fn_kwargs={"lowercase": lowercase},
-        num_proc=num_proc if num_proc > 1 and len(ds) >= 2000 else None,
+        num_proc=num_proc if num_proc > 1 and len(ds) >= num_proc * min_rows_per_proc else None,
         new_fingerprint=fp,
         desc="tokenizing",
     )

@@ -10,7 +10,8 @@ Padding never changes a result. Two ways to get there, picked per device by meas
   padded batch. The forward direction reads padding only *after* each text's last token, so
   its states at real positions are exact. The backward direction runs on each text reversed
   within its own length (padding still at the end) and is flipped back, so it starts at the
-  text's own last token. Same weights, same numbers, no PackedSequence.
+  text's own last token. Same weights, same numbers, no PackedSequence. A batch with no
+  padding at all (frequent once batches are sorted by length) takes one fused call instead.
 
 The parameters live in a standard `nn.LSTM`/`nn.GRU` module, so the state dict layout is
 PyTorch's (`weight_ih_l0`, `weight_hh_l0_reverse`, ...) whichever path runs.
@@ -72,6 +73,10 @@ class RNNEncoder(nn.Module):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), zeros at pads
+        elif bool((lengths == T).all()):
+            # no padding at all (common once batches are sorted by length): one fused call is
+            # exact, and skips the per-direction reversal and masking
+            out, _ = self.rnn(x)  # (B, T, D)
         else:
             out = self._padded(x, lengths)
         return out, self.final_states(out, lengths)

@@ -10,9 +10,10 @@ from datasets import DatasetDict
 from textlstm.data.datamodule import TextDataModule, check_labels, encode
 from textlstm.data.sources import read_file, standardize
 from textlstm.data.tokenize import tokenize_dataset
+from textlstm.hardware import set_threads
 from textlstm.models.lit import LitTextClassifier
 from textlstm.predictor import load
-from textlstm.training.train import quiet_lightning, set_threads
+from textlstm.training.train import quiet_lightning
 
 
 def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[str] | None = None) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,22 +24,12 @@ from textlstm.config import to_yaml
 from textlstm.data.datamodule import TextDataModule
 from textlstm.data.vectors import load_vectors
 from textlstm.errors import UserError
+from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.lit import LitTextClassifier
 from textlstm.tracking.wandb_logger import make_wandb_logger
 
 log = logging.getLogger("textlstm")
-
-
-def set_threads(n: int = 0) -> int:
-    """torch intra-op threads = the cores this process may use (not the machine's count).
-
-    More threads than free cores makes an LSTM step 20-50x slower here (platform notes).
-    """
-    if n <= 0:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    return n
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:

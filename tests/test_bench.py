@@ -1,0 +1,54 @@
+"""`textlstm bench`: the bench.json contract, and the FLOP counting it rests on."""
+
+import json
+
+import torch
+
+from tests.conftest import run_cli
+from textlstm.bench import NaiveLSTMClassifier, lstm_gemms, naive_loader
+from textlstm.config import load_config
+
+
+def test_lstm_gemm_flops_match_the_gate_equations():
+    # forward: 4 gates, each W_i x (H x E) and W_h h (H x H) per token -> 2*4H*(E+H) FLOPs;
+    # backward does twice that (grad of inputs, grad of weights)
+    B, T, E, H = 3, 5, 7, 11
+    g = lstm_gemms(B, T, E, H, gates=4)
+    flops = {k: 2 * m * k_ * n * times for k, (m, k_, n, times) in g.items()}
+    fwd = flops["ih_fwd"] + flops["hh_fwd"]
+    assert fwd == 2 * 4 * H * (E + H) * B * T
+    assert sum(flops.values()) == 3 * fwd
+
+
+def test_naive_path_pads_every_batch_to_max_length():
+    from datasets import Dataset
+
+    ds = Dataset.from_dict({"ids": [[5, 6], [7] * 30, [8, 9, 10]], "label_id": [0, 1, 0]})
+    batch = next(iter(naive_loader(ds, 3, 20, seed=0)))
+    assert batch["ids"].shape == (3, 20)
+    assert sorted(batch["lengths"].tolist()) == [2, 3, 30]  # real length kept; ids cut at 20
+    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3"])
+    assert NaiveLSTMClassifier(11, 2, cfg.model)(batch["ids"], batch["lengths"]).shape == (3, 2)
+
+
+def test_bench_writes_the_contract(tmp_path):
+    out = tmp_path / "bench.json"
+    code, stdout, stderr = run_cli("bench", "--datasets", "tweets_sentiment", "--steps", "2", "--no-alternatives",
+                                   "--out", out, "model.encoder.hidden_size=16", "model.embedding.vectors=null")
+    assert code == 0, stderr
+    r = json.loads(out.read_text())["tweets_sentiment"]
+    t = r["train_tokens_per_second"]
+    assert t["naive"] > 0 and t["textlstm"] > 0 and abs(t["ratio"] - t["textlstm"] / t["naive"]) < 1e-2
+    assert 0 < r["lstm_flop_fraction"] < 2
+    assert r["infer_docs_per_second"] > 0
+    tok = r["tokenize"]
+    assert tok["cold_tokens_per_second"] > 0 and 0 <= tok["cached_seconds"] < tok["cold_seconds"]
+    assert r["peak_rss_mb"] > 50 and r["device"] == ("cpu" if not torch.cuda.is_available() else r["device"])
+    assert r["details"]["padding_fraction"]["naive"] > r["details"]["padding_fraction"]["textlstm"]
+    assert "ratio" in stdout and "tweets_sentiment" in stdout
+
+
+def test_bench_refuses_an_unknown_data_set(tmp_path):
+    code, _, stderr = run_cli("bench", "--datasets", "imdb", "--out", tmp_path / "b.json")
+    assert code == 2 and "not a benchmark data set" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "b.json").exists()
