@@ -27,13 +27,17 @@ def test_naive_path_pads_every_batch_to_max_length():
     batch = next(iter(naive_loader(ds, 3, 20, seed=0)))
     assert batch["ids"].shape == (3, 20)
     assert sorted(batch["lengths"].tolist()) == [2, 3, 30]  # real length kept; ids cut at 20
-    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3"])
-    assert NaiveLSTMClassifier(11, 2, cfg.model)(batch["ids"], batch["lengths"]).shape == (3, 2)
+    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3", "model.pooling=mean"])
+    naive = NaiveLSTMClassifier(11, 2, cfg.model).eval()
+    # it reads the padding: a padded text scores differently from the same text alone
+    alone = naive(torch.tensor([[5, 6]]), torch.tensor([2]))
+    with_pads = naive(torch.tensor([[5, 6, 0, 0]]), torch.tensor([2]))
+    assert with_pads.shape == (1, 2) and not torch.allclose(alone, with_pads)
 
 
 def test_bench_writes_the_contract(tmp_path):
     out = tmp_path / "bench.json"
-    code, stdout, stderr = run_cli("bench", "--datasets", "tweets_sentiment", "--steps", "2", "--no-alternatives",
+    code, stdout, stderr = run_cli("bench", "--datasets", "tweets_sentiment", "--steps", "2", "--no-alternatives", "--epochs", "0",
                                    "--out", out, "model.encoder.hidden_size=16", "model.embedding.vectors=null")
     assert code == 0, stderr
     r = json.loads(out.read_text())["tweets_sentiment"]

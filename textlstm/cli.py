@@ -187,7 +187,10 @@ def cmd_bench(args) -> int:
             raise UserError(f"'{name}' is not a benchmark data set; use {' and/or '.join(DATASETS)}.")
     if args.steps < 2:
         raise UserError("--steps must be at least 2 (timed training steps per path).")
-    run_bench(args.datasets, args.steps, args.out, args.overrides, alternatives=not args.no_alternatives)
+    if args.epochs < 0:
+        raise UserError("--epochs must be 0 or more.")
+    run_bench(args.datasets, args.steps, args.out, args.overrides, alternatives=not args.no_alternatives,
+              epochs=args.epochs)
     return 0
 
 
@@ -233,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--datasets", nargs="+", default=["bbc_news", "tweets_sentiment"])
     b.add_argument("--steps", type=int, default=24, help="timed training steps per path (default 24)")
     b.add_argument("--out", default="bench.json", help="where to write the JSON results (default bench.json)")
+    b.add_argument("--epochs", type=int, default=2,
+                   help="then train both paths this many full epochs and compare test accuracy (0 skips; default 2)")
     b.add_argument("--no-alternatives", action="store_true", help="skip the threads/workers/packed comparison")
     b.add_argument("overrides", nargs="*", help="config overrides key=value, applied to every data set")
     b.set_defaults(func=cmd_bench)
