@@ -25,3 +25,10 @@ def test_trace_matches_model_and_gates_are_sigmoids(tiny_run):
     assert g["i"].shape == (pred.cfg.model.encoder.hidden_size, T)
     assert torch.all((g["f"] > 0) & (g["f"] < 1))
     assert tr["label"] == pred.predict(["the film won an award"])[0]["label"]
+
+
+def test_training_logs_gate_figures_for_validation_texts(tiny_run):
+    pngs = sorted((tiny_run / "gates").glob("gates_*.png"))
+    assert len(pngs) == 3 and all(p.stat().st_size > 10_000 for p in pngs)
+    logged = [p for p in (tiny_run / "wandb").glob("offline-run-*/files/media/images/**/*.png") if "gates" in str(p)]
+    assert len(logged) == 3

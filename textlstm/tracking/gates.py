@@ -113,3 +113,29 @@ def inspect_text(run_dir, text: str, out: str | None = "gates.png", html: str | 
     plt.close(fig)
     return {"label": tr["label"], "probabilities": tr["probabilities"], "tokens": len(tr["tokens"]),
             "max_abs_diff": tr["max_abs_diff"], "out": out, "html": html}
+
+
+def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[str], out_dir: Path,
+                      n: int = 3, max_tokens: int = 40) -> list[Path]:
+    """Gate figures for a few validation texts, saved as PNGs and logged to W&B (`logger` may
+    be None). Misclassified texts come first: they are the ones worth looking at. Each text is
+    cut to its first `max_tokens` tokens so the figure stays readable."""
+    import matplotlib.pyplot as plt
+
+    if pred.cfg.model.encoder.cell not in ("lstm", "peephole_lstm") or not texts:
+        return []
+    short = [" ".join(t[:max_tokens]) for t in tokenize_texts(texts[:200], lowercase=False)]
+    guesses = [p["label"] for p in pred.predict(short)]
+    order = sorted(range(len(short)), key=lambda i: (guesses[i] == labels[i], i))[:n]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, captions = [], []
+    for k, i in enumerate(order):
+        fig = draw(trace(pred, short[i]))
+        path = out_dir / f"gates_{k}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+        captions.append(f"true {labels[i]}, predicted {guesses[i]}: {short[i][:120]}")
+    if logger is not None and paths:
+        logger.log_image(key="inspect/gates", images=[str(p) for p in paths], caption=captions)
+    return paths

@@ -27,6 +27,8 @@ from textlstm.errors import UserError
 from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.lit import LitTextClassifier
+from textlstm.predictor import Predictor
+from textlstm.tracking.gates import log_gate_examples
 from textlstm.tracking.wandb_logger import make_wandb_logger
 
 log = logging.getLogger("textlstm")
@@ -155,6 +157,14 @@ def train(cfg: DictConfig) -> Path:
         "test": test,
     }
     write_json(run_dir / "metrics.json", metrics)
+    # what the gates did on a few validation texts (misclassified first): PNGs in the run
+    # directory and images on the W&B run
+    try:
+        pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu")
+        val = dm.tokens["validation"].select(range(min(200, len(dm.tokens["validation"]))))
+        log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
+    except Exception as e:  # a figure must never cost the user a finished run
+        log.warning("gate figures skipped: %s", e)
     if wb is not None:
         wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
