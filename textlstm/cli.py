@@ -34,7 +34,8 @@ def _quiet() -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
+    # its loaders log an ERROR line before raising; we turn the exception into one sentence
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
 
 
 def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
@@ -56,7 +57,16 @@ def cmd_train(args) -> int:
     from textlstm.config import load_config
     from textlstm.training.train import train
 
-    cfg = load_config(args.config, args.overrides)
+    if args.resume:
+        if args.config:
+            raise UserError("train takes --config or --resume, not both; a resumed run keeps its own config.")
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            raise UserError(f"cannot resume {run}: it is not a run directory (no config.yaml); "
+                            "pass a folder printed by `textlstm train`.")
+        cfg = load_config(run / "config.yaml", [*args.overrides, f"resume={run}"])
+    else:
+        cfg = load_config(args.config, args.overrides)
     run_dir = train(cfg)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     t = metrics["test"]
@@ -119,16 +129,27 @@ def cmd_predict(args) -> int:
         raise UserError("predict takes texts or --input, not both; choose one.")
     if not args.input and not texts:
         raise UserError("predict needs texts to label; pass them as arguments or with --input FILE.")
+    if args.output and Path(args.output).exists() and not args.overwrite:
+        raise UserError(f"output file {args.output} already exists; pass --overwrite to replace it or choose another name.")
     pred = load(args.run, overrides)
     source = _read_input_texts(Path(args.input), pred.cfg.data.text_field) if args.input else texts
     if args.output:
         out = Path(args.output)
         tmp = out.with_name(out.name + ".partial")
         n = 0
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for text, row in _with_texts(source, pred):
-                fh.write(json.dumps({"text": text, **row}, ensure_ascii=False) + "\n")
-                n += 1
+        from tqdm import tqdm
+
+        # streams: texts are read, labelled and written a chunk at a time (constant memory);
+        # the bar shows on a terminal only (stderr), never in pipes or logs
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh, tqdm(unit=" texts", disable=None, file=sys.stderr) as bar:
+                for text, row in _with_texts(source, pred):
+                    fh.write(json.dumps({"text": text, **row}, ensure_ascii=False) + "\n")
+                    n += 1
+                    bar.update()
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never leave a half-written file that looks like output
+            raise
         tmp.replace(out)  # the output appears whole or not at all
         print(f"wrote {n} predictions to {out}", file=sys.stderr)
     else:
@@ -201,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a config", epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--config", "-c", default=None, help="YAML config file (configs/*.yaml)")
+    t.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue a stopped run directory from its latest checkpoint (same folder, same W&B run)")
     t.add_argument("overrides", nargs="*", help="config overrides key=value")
     t.set_defaults(func=cmd_train)
 
@@ -215,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("rest", nargs="*", help="texts to label, and key=value overrides")
     pr.add_argument("--input", "-i", default=None, help=".txt (a text per line), .csv or .jsonl file of texts")
     pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
+    pr.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     pr.set_defaults(func=cmd_predict)
 
     i = sub.add_parser("inspect", help="draw a trained run's LSTM gates for one text")

@@ -119,6 +119,7 @@ class TrainerConfig:
     log_every_n_steps: int = 20
     num_threads: int = 0            # torch intra-op threads; 0: the cores this process may use
     progress_bar: bool = True
+    checkpoint_every_n_steps: int = 0  # also checkpoint (step.ckpt) every n steps; 0: epoch ends only
 
 
 @dataclass
@@ -135,6 +136,7 @@ class Config:
     seed: int = 42
     name: str | None = None         # run name; defaults to the config file's stem
     run_root: str = "runs"
+    resume: str | None = None       # a run directory to continue from its latest checkpoint
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -278,11 +280,12 @@ def validate(cfg: DictConfig) -> None:
            "model.class_weights", f"is '{cw}'; use none, balanced or a list of numbers")
     o = cfg.optim
     _check(o.name in ("adam", "adamw"), "optim.name", f"is '{o.name}'; use adam or adamw")
-    _check(o.lr > 0, "optim.lr", f"is {o.lr}; it must be positive")
+    _check(0 < o.lr <= 1e6, "optim.lr", f"is {o.lr}; use a positive learning rate (typically 1e-4 to 1e-2)")
     _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler", f"is '{o.scheduler}'; use none, cosine or plateau")
     t = cfg.trainer
     _check(t.max_epochs >= 1, "trainer.max_epochs", f"is {t.max_epochs}; it must be at least 1")
     _check(t.patience >= 1, "trainer.patience", "must be at least 1")
+    _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps", "must be 0 (off) or more")
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import lightning as L
 import torch
@@ -15,6 +16,8 @@ from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedde
 from textlstm.data.tokenize import fingerprint, tokenize_splits
 from textlstm.data.vocab import Vocab
 from textlstm.errors import UserError
+
+log = logging.getLogger("textlstm")
 
 
 def _digest(obj) -> str:
@@ -79,6 +82,7 @@ class TextDataModule(L.LightningDataModule):
         c = self.cfg
         raw = load_splits(c)
         self.tokens = tokenize_splits(raw, c.lowercase, c.num_proc)
+        self._drop_empty_training_texts()
         if self.labels is None:
             self.labels = sorted(set(raw["train"]["label"]))
         if len(self.labels) < 2:
@@ -90,6 +94,20 @@ class TextDataModule(L.LightningDataModule):
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
         self.stats = self._stats(raw)
+
+    def _drop_empty_training_texts(self) -> None:
+        """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);
+        validation/test keep theirs, every row there must be scored."""
+        train = self.tokens["train"]
+        lengths = [len(t) for t in train["tokens"]]
+        empty = sum(1 for n in lengths if n == 0)
+        if not empty:
+            return
+        if empty == len(lengths):
+            raise UserError(f"the training split has no text: all {empty} texts are empty or whitespace; "
+                            "check data.text_field.")
+        log.warning("dropped %d empty or whitespace-only training text(s) of %d", empty, len(lengths))
+        self.tokens["train"] = train.select([i for i, n in enumerate(lengths) if n > 0])
 
     def _stats(self, raw: DatasetDict) -> dict:
         out = {"name": self.cfg.source, "vocab_size": len(self.vocab), "labels": list(self.labels)}

@@ -156,6 +156,14 @@ def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
     try:
         ds = load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
     except Exception as e:  # the loaders raise many types; all mean "cannot read this file"
+        cause = e
+        while cause is not None and not isinstance(cause, UnicodeDecodeError):
+            cause = cause.__cause__ or cause.__context__
+        if isinstance(cause, UnicodeDecodeError):
+            raise UserError(f"data file {path} is not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at "
+                            f"position {cause.start}); re-save it as UTF-8.") from None
+        if "corresponds to no data" in str(e):
+            raise UserError(f"data file {path} has no rows; give a file with at least one example.") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"data file {path} could not be read as {builder} ({first[:200]}); check its format.") from None
     if len(ds) == 0:

@@ -20,6 +20,8 @@ class Vocab:
             raise ValueError("a vocabulary starts with <pad>, <unk>")
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}
+        # a text that literally contains "<pad>" must not turn into padding: it reads as <unk>
+        self._lookup = {t: i for t, i in self.stoi.items() if i != 0}
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
@@ -43,7 +45,7 @@ class Vocab:
     def encode(self, tokens: list[str], max_length: int | None = None) -> list[int]:
         if max_length is not None:
             tokens = tokens[:max_length]
-        get = self.stoi.get
+        get = self._lookup.get
         return [get(t, 1) for t in tokens]
 
     def to_dict(self) -> dict:

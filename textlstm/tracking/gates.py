@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html as html_lib
 import io
+import warnings
 from pathlib import Path
 
 import torch
@@ -132,7 +133,9 @@ def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[st
     for k, i in enumerate(order):
         fig = draw(trace(pred, short[i]))
         path = out_dir / f"gates_{k}.png"
-        fig.savefig(path, dpi=80)
+        with warnings.catch_warnings():  # "Glyph missing from font" for emoji tokens: drawn as boxes
+            warnings.simplefilter("ignore", UserWarning)
+            fig.savefig(path, dpi=80)
         plt.close(fig)
         paths.append(path)
         captions.append(f"true {labels[i]}, predicted {guesses[i]}: {short[i][:120]}")

@@ -23,13 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from textlstm.config import to_yaml
 from textlstm.data.datamodule import TextDataModule
 from textlstm.data.vectors import load_vectors
+from textlstm.data.vocab import Vocab
 from textlstm.errors import UserError
 from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.lit import LitTextClassifier
-from textlstm.predictor import Predictor
+from textlstm.predictor import Predictor, load_labels, read_state_dict
 from textlstm.tracking.gates import log_gate_examples
 from textlstm.tracking.wandb_logger import make_wandb_logger
+from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState, latest_checkpoint
 
 log = logging.getLogger("textlstm")
 
@@ -37,7 +39,11 @@ log = logging.getLogger("textlstm")
 def new_run_dir(root: str | Path, name: str) -> Path:
     """runs/<name>/<timestamp>[-k]: created atomically, so two runs never share a folder."""
     base = Path(root) / name
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the run folder {base} ({e.strerror}); set run_root to a folder "
+                        "you can write to.") from None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for k in range(1000):
         d = base / (stamp if k == 0 else f"{stamp}-{k}")
@@ -60,6 +66,8 @@ def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None
     if len(cw) != len(labels) or not all(isinstance(x, int | float) and x >= 0 for x in cw):
         raise UserError(f"model.class_weights has {len(cw)} value(s) but there are {len(labels)} labels "
                         f"({', '.join(labels)}); give one non-negative number per label.")
+    if not any(x > 0 for x in cw):
+        raise UserError("model.class_weights are all zero, so the loss would be 0/0; give at least one positive weight.")
     return [float(x) for x in cw]
 
 
@@ -69,10 +77,31 @@ def build_model(cfg: DictConfig, vocab_size: int, labels: list[str], weights=Non
                              config=OmegaConf.to_container(cfg, resolve=True))
 
 
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False), encoding="utf-8")
+def write_text(path: Path, text: str) -> None:
+    """Write then rename: readers see the old file or the new one, never a torn one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def resume_target(run_dir: Path) -> tuple[Path, Path]:
+    """The run directory to continue and its latest checkpoint, or a clear error."""
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"cannot resume {run_dir}: it is not a run directory (no config.yaml); "
+                        "pass a folder printed by `textlstm train`.")
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    if ckpt is None:
+        raise UserError(f"cannot resume {run_dir}: it has no checkpoint yet (it stopped before its first "
+                        "epoch ended); start it again with `textlstm train`.")
+    read_state_dict(ckpt)  # refuses a corrupt checkpoint, or one carrying code, in one sentence
+    if (run_dir / "metrics.json").is_file():
+        raise UserError(f"cannot resume {run_dir}: it already finished (metrics.json exists); "
+                        "raise trainer.max_epochs in a new run instead.")
+    return run_dir, ckpt
 
 
 def quiet_lightning() -> None:
@@ -86,15 +115,16 @@ def train(cfg: DictConfig) -> Path:
     quiet_lightning()
     threads = set_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir = new_run_dir(cfg.run_root, cfg.name)
-    (run_dir / "config.yaml").write_text(to_yaml(cfg), encoding="utf-8")
+    resume_ckpt = None
+    vocab = labels = None
+    if cfg.resume:
+        run_dir, resume_ckpt = resume_target(Path(cfg.resume))
+        vocab, labels = Vocab.load(run_dir / "vocab.json"), load_labels(run_dir)
 
-    dm = TextDataModule(cfg.data, seed=cfg.seed)
+    # data and model first: a mistake found here leaves no half-made run directory behind
+    dm = TextDataModule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
     dm.prepare_data()
     dm.setup()
-    dm.vocab.save(run_dir / "vocab.json")
-    write_json(run_dir / "labels.json", dm.labels)
-
     model = build_model(cfg, len(dm.vocab), dm.labels,
                         class_weights(cfg, dm.labels, dm.splits["train"]["label_id"]))
     if cfg.model.embedding.vectors:
@@ -106,18 +136,33 @@ def train(cfg: DictConfig) -> Path:
         dm.stats["vectors_coverage"] = round(coverage, 4)
         log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, cfg.model.embedding.vectors)
 
+    if resume_ckpt is None:
+        run_dir = new_run_dir(cfg.run_root, cfg.name)
+        dm.vocab.save(run_dir / "vocab.json")
+        write_json(run_dir / "labels.json", dm.labels)
+    else:
+        log.info("resuming %s from %s", run_dir, resume_ckpt.name)
+    saved = cfg.copy()
+    saved.resume = None  # the run directory's config describes the run, not how it was started
+    write_text(run_dir / "config.yaml", to_yaml(saved))
+
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     best_ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/f1_macro", mode="max",
                                 save_top_k=1, save_last=True, enable_version_counter=False)
     callbacks = [best_ckpt, EarlyStopping(monitor="val/f1_macro", mode="max", patience=t.patience),
-                 LearningRateMonitor(logging_interval="step")]
+                 LearningRateMonitor(logging_interval="step"), RNGState()]
+    if t.checkpoint_every_n_steps:  # for long epochs: step.ckpt, overwritten every n steps
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", every_n_train_steps=t.checkpoint_every_n_steps,
+                                         save_top_k=1, monitor=None, enable_version_counter=False))
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
     loggers = [CSVLogger(run_dir, name="", version="logs")]
-    wb = make_wandb_logger(cfg, run_dir)
+    id_file = run_dir / "wandb_id"
+    wb = make_wandb_logger(cfg, run_dir, id_file.read_text().strip() if id_file.is_file() else None)
     if wb is not None:
         loggers.append(wb)
+        write_text(id_file, wb.experiment.id)  # a resumed run continues this W&B run
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
@@ -125,11 +170,11 @@ def train(cfg: DictConfig) -> Path:
         limit_test_batches=t.limit_test_batches, log_every_n_steps=t.log_every_n_steps,
         callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
         enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
-        num_sanity_val_steps=0,
+        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
     )
     t0 = time.perf_counter()
     try:
-        trainer.fit(model, datamodule=dm)
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_ckpt) if resume_ckpt else None, weights_only=True)
     except FloatingPointError as e:
         raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
     seconds = time.perf_counter() - t0
@@ -137,9 +182,9 @@ def train(cfg: DictConfig) -> Path:
     if not ckpt_path:
         raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
     # the best epoch's validation numbers, and the best checkpoint on test
-    trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     validation = model.reports["validation"]
-    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     test = model.reports["test"]
 
     best_epoch = _best_epoch(ckpt_path)  # 1-based, like "epochs"

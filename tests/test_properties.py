@@ -1,0 +1,38 @@
+"""Property-based: tokenization -> vocabulary -> collate holds for arbitrary Unicode."""
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textlstm.data.batching import collate
+from textlstm.data.tokenize import tokenize_texts
+from textlstm.data.vocab import Vocab
+
+texts = st.lists(st.text(max_size=120) | st.sampled_from(["<pad>", "<unk>", " \t\n", "🙂🙂", "e\u0301", "\x00"]),
+                 min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts, st.integers(1, 30), st.booleans())
+def test_any_unicode_survives_tokenize_vocab_collate(batch_texts, max_length, lowercase):
+    toks = tokenize_texts(batch_texts, lowercase)
+    assert len(toks) == len(batch_texts)
+    assert all(isinstance(w, str) and w.strip() for t in toks for w in t)  # no empty or space tokens
+
+    vocab = Vocab.build(toks, min_freq=1)
+    again = Vocab(json.loads(json.dumps(vocab.to_dict(), ensure_ascii=False))["itos"])
+    ids = [vocab.encode(t, max_length) for t in toks]
+    assert ids == [again.encode(t, max_length) for t in toks]  # the JSON round trip changes nothing
+    assert all(len(i) <= max_length and all(x >= 1 for x in i) for i in ids)  # nothing real becomes <pad>
+
+    batch = collate([{"ids": i, "label_id": 0} for i in ids])
+    B, T = batch["ids"].shape
+    assert B == len(batch_texts) and int(batch["lengths"].max()) == T
+    for row, i in enumerate(ids):
+        n = int(batch["lengths"][row])
+        if i:
+            assert n == len(i) and batch["ids"][row, :n].tolist() == i
+        else:  # an empty text is one <unk>, so every row has a last token
+            assert n == 1 and batch["ids"][row, 0] == 1
+        assert (batch["ids"][row, n:] == 0).all()

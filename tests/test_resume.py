@@ -1,0 +1,143 @@
+"""Crash safety with real processes: SIGKILL a training run, resume it, compare with a run
+that was never interrupted. Also: the same config and seed twice give the same metrics.json."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY, run_cli
+from textlstm.training.checkpoints import AtomicCheckpointIO
+
+pytestmark = pytest.mark.slow
+
+TIMINGS = {("train", "seconds"), ("train", "tokens_per_second")}
+
+
+def _overrides(small_csvs, root: Path, *extra: str) -> list[str]:
+    return [
+        f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
+        f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
+        *TINY, "trainer.max_epochs=5", "trainer.patience=10", "name=resume", *extra]
+
+
+def _comparable(run_dir: Path) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for section, key in TIMINGS:
+        m[section].pop(key)
+    return m
+
+
+def _run_dir(root: Path) -> Path:
+    dirs = sorted((root / "resume").iterdir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def _start(overrides: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "textlstm", "train", "--config", str(ROOT / "configs/bbc_news.yaml"),
+                             *overrides], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _ckpt_epoch(path: Path) -> int | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:
+        return None
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_csvs, tmp_path_factory):
+    root = tmp_path_factory.mktemp("base")
+    code, _, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
+                           *_overrides(small_csvs, root, "wandb.mode=disabled"))
+    assert code == 0, err
+    return _run_dir(root)
+
+
+def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, tmp_path):
+    code, _, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
+                           *_overrides(small_csvs, tmp_path, "wandb.mode=disabled"))
+    assert code == 0, err
+    assert _comparable(_run_dir(tmp_path)) == _comparable(uninterrupted)
+
+
+@pytest.mark.parametrize("kill_after_epoch", [0, 2])
+def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(uninterrupted, small_csvs, tmp_path,
+                                                                          kill_after_epoch):
+    proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline"))
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = next(iter(tmp_path.glob("resume/*/checkpoints/last.ckpt")), None)
+        if ckpt and (_ckpt_epoch(ckpt) or -1) >= kill_after_epoch:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed: {proc.stderr.read()[-500:]}"
+    run = _run_dir(tmp_path)
+    assert not (run / "metrics.json").exists()
+    wandb_id = (run / "wandb_id").read_text()
+
+    code, out, err = run_cli("train", "--resume", run)
+    assert code == 0, err
+    assert str(run) in out  # the same folder, not a new one
+    assert _run_dir(tmp_path) == run
+    assert _comparable(run) == _comparable(uninterrupted)
+    assert (run / "wandb_id").read_text() == wandb_id  # the same W&B run continues
+    assert {p.name.split("-")[-1] for p in (run / "wandb").glob("offline-run-*")} == {wandb_id}
+
+
+def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path):
+    proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=disabled", "trainer.checkpoint_every_n_steps=5",
+                             "data.batch_size=8"))
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if next(iter(tmp_path.glob("resume/*/checkpoints/step.ckpt")), None):
+            time.sleep(0.3)  # somewhere in the middle of an epoch
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    run = _run_dir(tmp_path)
+    code, out, err = run_cli("train", "--resume", run)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["train"]["epochs"] == 5 and 0 <= m["test"]["accuracy"] <= 1
+
+
+def test_resume_errors_are_one_clear_sentence(small_csvs, tmp_path, uninterrupted):
+    code, _, err = run_cli("train", "--resume", tmp_path / "nope")
+    assert code == 2 and "not a run directory" in err and "Traceback" not in err
+    code, _, err = run_cli("train", "--resume", uninterrupted)
+    assert code == 2 and "already finished" in err
+    empty = tmp_path / "r"
+    (empty / "checkpoints").mkdir(parents=True)
+    (empty / "config.yaml").write_text((uninterrupted / "config.yaml").read_text())
+    code, _, err = run_cli("train", "--resume", empty)
+    assert code == 2 and "no checkpoint yet" in err
+
+
+def test_a_kill_while_saving_never_leaves_a_torn_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def dies_halfway(obj, fh, *a, **k):
+        fh.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # stands in for the kill
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1  # the previous checkpoint, whole
