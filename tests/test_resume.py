@@ -85,6 +85,9 @@ def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(uninte
     assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed: {proc.stderr.read()[-500:]}"
     run = _run_dir(tmp_path)
     assert not (run / "metrics.json").exists()
+    resumed_from = _ckpt_epoch(run / "checkpoints" / "last.ckpt")
+    assert resumed_from is not None and resumed_from < 4, resumed_from  # epochs were left to train
+    print("killed; last.ckpt holds epoch", resumed_from)
     wandb_id = (run / "wandb_id").read_text()
 
     code, out, err = run_cli("train", "--resume", run)
@@ -92,6 +95,10 @@ def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(uninte
     assert str(run) in out  # the same folder, not a new one
     assert _run_dir(tmp_path) == run
     assert _comparable(run) == _comparable(uninterrupted)
+    # stronger than metrics.json (which comes from the best epoch): the final weights are equal
+    final, base = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+                   for r in (run, uninterrupted))
+    assert final.keys() == base.keys() and all(torch.equal(final[k], base[k]) for k in base)
     assert (run / "wandb_id").read_text() == wandb_id  # the same W&B run continues
     assert {p.name.split("-")[-1] for p in (run / "wandb").glob("offline-run-*")} == {wandb_id}
 

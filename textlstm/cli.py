@@ -25,6 +25,9 @@ def _quiet() -> None:
     """Keep the terminal for what matters: our lines and the progress bar."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("WANDB_SILENT", "true")
+    # a W&B service inherited from a parent process (wandb exports its address) would tie this
+    # run to it: a killed sibling's run id stays "in use" there and blocks `train --resume`
+    os.environ.pop("WANDB_SERVICE", None)
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")

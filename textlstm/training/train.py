@@ -149,8 +149,13 @@ def train(cfg: DictConfig) -> Path:
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     best_ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/f1_macro", mode="max",
-                                save_top_k=1, save_last=True, enable_version_counter=False)
-    callbacks = [best_ckpt, EarlyStopping(monitor="val/f1_macro", mode="max", patience=t.patience),
+                                save_top_k=1, enable_version_counter=False)
+    # last.ckpt after every epoch: Lightning's save_last only rewrites it when the best improved,
+    # so a resume would go back to the last improvement instead of the last epoch. Listed after
+    # `best_ckpt` so the state it stores already holds this epoch's best score.
+    last_ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                enable_version_counter=False)
+    callbacks = [best_ckpt, last_ckpt, EarlyStopping(monitor="val/f1_macro", mode="max", patience=t.patience),
                  LearningRateMonitor(logging_interval="step"), RNGState()]
     if t.checkpoint_every_n_steps:  # for long epochs: step.ckpt, overwritten every n steps
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", every_n_train_steps=t.checkpoint_every_n_steps,
@@ -178,7 +183,7 @@ def train(cfg: DictConfig) -> Path:
     except FloatingPointError as e:
         raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
     seconds = time.perf_counter() - t0
-    ckpt_path = best_ckpt.best_model_path or best_ckpt.last_model_path
+    ckpt_path = best_ckpt.best_model_path or last_ckpt.best_model_path
     if not ckpt_path:
         raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
     # the best epoch's validation numbers, and the best checkpoint on test
