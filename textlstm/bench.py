@@ -39,7 +39,7 @@ from textlstm.data.sources import SPLITS, read_file
 from textlstm.data.tokenize import tokenize_dataset
 from textlstm.data.vectors import load_vectors
 from textlstm.errors import UserError
-from textlstm.hardware import set_threads
+from textlstm.hardware import set_threads, usable_cores
 from textlstm.models.classifier import TextClassifier
 from textlstm.predictor import Predictor
 from textlstm.training.train import quiet_lightning
@@ -266,7 +266,9 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     torch.manual_seed(cfg.seed)
     dm = TextDataModule(cfg.data, seed=cfg.seed)
     dm.prepare_data()  # writes data/<name>/ if missing
-    alt_procs = (2,) if alternatives and cfg.data.num_proc == 1 and threads > 1 else ()
+    # the other side of the tokenization choice: one process if the config uses several
+    procs = cfg.data.num_proc or usable_cores()
+    alt_procs = () if not alternatives else (1,) if procs > 1 else (2,) if threads > 1 else ()
     tok = tokenize_timing(cfg, alt_procs)
     log(f"  tokenize: {tok['cold_tokens_per_second']:,.0f} tokens/s cold ({tok['cold_seconds']:.2f} s), "
         f"cached pass {tok['cached_seconds']:.3f} s"
@@ -324,6 +326,7 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
                 "textlstm": round(1 - ours.tokens / sum(b * t for b, t in ours.shapes), 3)},
             "lstm_gflops": round(flop["lstm_gflops"], 2), "matmul_gflops": round(flop["matmul_gflops"], 2),
             "infer_docs_per_second_end_to_end": round(inf["end_to_end"], 1),
+            "tokenize_num_proc": procs,
             **{f"tokenize_{k}": round(v, 3) for k, v in tok.items() if "num_proc" in k},
             "peak_rss_reset": reset,
         },
