@@ -276,3 +276,10 @@ def test_nan_loss_stops_training_and_names_the_step(tmp_path, capsys, monkeypatc
     assert code == 2 and len(err.splitlines()) == 1
     assert "loss became nan at step 3" in err and "optim.lr" in err
     assert _snapshot(tmp_path) == before
+
+
+def test_empty_training_texts_are_dropped_with_a_warning(tmp_path, capsys, caplog):
+    rows = _good_rows() + [("", "a"), ("   \t ", "b")]
+    code = main([str(a) for a in _train(tmp_path, *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
+    assert code == 0, capsys.readouterr().err
+    assert "dropped 2 empty or whitespace-only training text(s) of 42" in caplog.text

@@ -100,6 +100,17 @@ def test_bucket_sampler_deterministic_and_complete():
     assert pad < pad_rnd / 5
 
 
+def test_exact_length_buckets_have_no_padding():
+    lengths = np.random.default_rng(0).integers(0, 40, size=2000)
+    s = BucketBatchSampler(lengths, batch_size=32, seed=3, exact=True)
+    b0 = s.batches()
+    assert sorted(i for b in b0 for i in b) == list(range(2000)) and len(s) == len(b0)
+    assert all(len(set(np.maximum(lengths[b], 1))) == 1 and len(b) <= 32 for b in b0)
+    assert b0 == BucketBatchSampler(lengths, batch_size=32, seed=3, exact=True).batches()
+    s.set_epoch(1)
+    assert s.batches() != b0
+
+
 def test_token_budget_batches():
     lengths = np.random.default_rng(0).integers(1, 400, size=500)
     s = BucketBatchSampler(lengths, batch_size=32, max_tokens=2000, seed=0)

@@ -354,7 +354,7 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
     chosen_threads = torch.get_num_threads()
     variants = {"chosen": {}, "threads=1": {"threads": 1}, "num_workers=1": {"data.num_workers": 1},
                 "threads=1,num_workers=1": {"threads": 1, "data.num_workers": 1},
-                "impl=packed": {"model.encoder.impl": "packed"}}
+                "impl=packed": {"model.encoder.impl": "packed"}, "bucketing=exact": {"data.bucketing": "exact"}}
     if chosen_threads == 1:  # one core: compare with oversubscribing it instead
         variants = {k.replace("threads=1", "threads=2"): ({**v, "threads": 2} if "threads" in v else v)
                     for k, v in variants.items()}

@@ -53,6 +53,7 @@ class DataConfig:
     eval_batch_size: int = 256
     # batch by a token budget instead of a fixed count (long and short texts cost the same)
     max_tokens_per_batch: int | None = None
+    bucketing: str = "sorted"       # sorted: similar lengths per batch; exact: equal lengths (no padding)
     num_workers: int = 0
     num_proc: int = 0               # tokenization processes; 0 = the cores this process may use
 
@@ -264,6 +265,7 @@ def validate(cfg: DictConfig) -> None:
     _check(d.max_tokens_per_batch is None or d.max_tokens_per_batch >= d.max_length,
            "data.max_tokens_per_batch", "must be at least data.max_length (or null)")
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
+    _check(d.bucketing in ("sorted", "exact"), "data.bucketing", f"is '{d.bucketing}'; use sorted or exact")
     _check(d.num_proc >= 0, "data.num_proc", f"is {d.num_proc}; use 0 (one per usable core) or more")
     _check(m.embedding.dim >= 1, "model.embedding.dim", f"is {m.embedding.dim}; it must be at least 1")
     for k, v in (("model.embedding.dropout", m.embedding.dropout), ("model.encoder.dropout", e.dropout),

@@ -35,11 +35,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     length, cut it into batches, then shuffle the batches. With `max_tokens` a batch holds as
     many texts as fit the budget (padded size = count * longest), so long and short batches
     cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
-    (Lightning does) to reshuffle. Without shuffle the order is simply sorted by length.
+    (Lightning does) to reshuffle. Without shuffle the order is simply sorted by length. With
+    `exact`, every batch holds texts of one length (zero padding; see `make bench`).
     """
 
     def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
-                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False):
+                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -47,6 +48,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.bucket_factor = bucket_factor
         self.drop_last = drop_last
+        self.exact = exact  # batches of one length only: no padding, at the price of more short batches
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -73,6 +75,13 @@ class BucketBatchSampler(Sampler[list[int]]):
             return self._cut(np.argsort(self.lengths, kind="stable"))
         rng = np.random.default_rng((self.seed, self.epoch))
         perm = rng.permutation(n)
+        if self.exact:  # group the shuffled indices by length, cut each group into batches
+            lens = np.maximum(self.lengths[perm], 1)
+            out = []
+            for length in np.unique(lens):
+                out.extend(self._cut(perm[lens == length]))
+            order = rng.permutation(len(out))
+            return [out[i] for i in order]
         chunk = self.batch_size * self.bucket_factor
         out = []
         for start in range(0, n, chunk):
@@ -88,7 +97,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         yield from self.batches()
 
     def __len__(self) -> int:
-        if self.max_tokens is None:
+        if self.max_tokens is None and not (self.exact and self.shuffle):
             full = len(self.lengths) // self.batch_size
             if self.drop_last:
                 return full

@@ -127,6 +127,7 @@ class TextDataModule(L.LightningDataModule):
             max_tokens=self.cfg.max_tokens_per_batch if train else None,
             shuffle=train,
             seed=self.seed,
+            exact=train and self.cfg.bucketing == "exact",
         )
         # workers default to 0: on 2 cores a worker process competes with torch's threads
         # (`make bench` measures it); pinned memory only helps host -> GPU copies
