@@ -84,6 +84,12 @@ class LitTextClassifier(L.LightningModule):
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # the global gradient norm before clipping: what `trainer.gradient_clip_val` acts on
+        norms = [p.grad.detach().norm(2) for p in self.net.parameters() if p.grad is not None]
+        if norms:
+            self.log("train/grad_norm", torch.stack(norms).norm(2), on_step=True, on_epoch=False)
+
     def on_train_epoch_end(self) -> None:
         seconds = time.perf_counter() - self._epoch_t0
         tps = float(self._tokens) / max(seconds, 1e-9)

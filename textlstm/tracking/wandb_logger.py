@@ -37,7 +37,8 @@ def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
                         "set WANDB_API_KEY, or use wandb.mode=offline.")
     os.environ.setdefault("WANDB_SILENT", "true")
     enc = cfg.model.encoder
-    tags = list(cfg.wandb.tags) or [cfg.data.source.split(":")[0], enc.cell, cfg.model.pooling]
+    # the config's tags plus data set, encoder and pooling, so runs filter and group cleanly
+    tags = list(dict.fromkeys([*cfg.wandb.tags, cfg.data.source.split(":")[0], enc.cell, f"pool-{cfg.model.pooling}"]))
     return WandbLogger(
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,

@@ -29,6 +29,7 @@ from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.lit import LitTextClassifier
 from textlstm.predictor import Predictor, load_labels, read_state_dict
+from textlstm.tracking.dashboard import log_dashboard
 from textlstm.tracking.gates import log_gate_examples
 from textlstm.tracking.wandb_logger import make_wandb_logger
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState, latest_checkpoint
@@ -168,6 +169,8 @@ def train(cfg: DictConfig) -> Path:
     if wb is not None:
         loggers.append(wb)
         write_text(id_file, wb.experiment.id)  # a resumed run continues this W&B run
+        wb.experiment.define_metric("val/f1_macro", summary="max")
+        wb.experiment.define_metric("val/loss", summary="min")
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
@@ -209,13 +212,17 @@ def train(cfg: DictConfig) -> Path:
     write_json(run_dir / "metrics.json", metrics)
     # what the gates did on a few validation texts (misclassified first): PNGs in the run
     # directory and images on the W&B run
+    pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu")
     try:
-        pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu")
         val = dm.tokens["validation"].select(range(min(200, len(dm.tokens["validation"]))))
         log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
     except Exception as e:  # a figure must never cost the user a finished run
         log.warning("gate figures skipped: %s", e)
     if wb is not None:
+        try:
+            log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path)
+        except Exception as e:  # the dashboard must never cost the user a finished run
+            log.warning("W&B dashboard items skipped: %s", e)
         wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
     return run_dir
