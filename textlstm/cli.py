@@ -1,4 +1,4 @@
-"""The `textlstm` command: train, evaluate, predict, inspect, prepare, demo, bench.
+"""The `textlstm` command: train, evaluate, predict, inspect, report, prepare, demo, bench.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -218,6 +218,17 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from textlstm.tracking.report import compare_report, run_report
+
+    if len(args.runs) == 1:
+        path = run_report(args.runs[0], args.out)
+    else:
+        path = compare_report(args.runs, args.out or "report.html")
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -257,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--epochs", type=int, default=5)
     dm.add_argument("--seed", type=int, default=42)
     dm.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", help="self-contained HTML report of a run, or of several side by side")
+    rp.add_argument("runs", nargs="+", help="run directories")
+    rp.add_argument("--out", default=None, help="HTML file (default: <run>/report.html for one run, "
+                                                "report.html for several)")
+    rp.set_defaults(func=cmd_report)
 
     b = sub.add_parser("bench", help="speed benchmark: naive vs textlstm training, LSTM FLOP rate, inference, "
                                      "tokenization, memory; writes bench.json")

@@ -29,8 +29,9 @@ from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.lit import LitTextClassifier
 from textlstm.predictor import Predictor, load_labels, read_state_dict
-from textlstm.tracking.dashboard import log_dashboard
+from textlstm.tracking.dashboard import log_dashboard, predictions
 from textlstm.tracking.gates import log_gate_examples
+from textlstm.tracking.report import run_report, worst_errors
 from textlstm.tracking.wandb_logger import make_wandb_logger
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState, latest_checkpoint
 
@@ -218,6 +219,12 @@ def train(cfg: DictConfig) -> Path:
         log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
     except Exception as e:  # a figure must never cost the user a finished run
         log.warning("gate figures skipped: %s", e)
+    try:  # the local report: worst test errors, then report.html (all plots inline)
+        write_json(run_dir / "errors.json", worst_errors(predictions(pred, dm, "test"), dm.labels))
+        if wb is None:
+            run_report(run_dir)
+    except Exception as e:
+        log.warning("report.html skipped: %s", e)
     if wb is not None:
         try:
             log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path)
@@ -225,6 +232,10 @@ def train(cfg: DictConfig) -> Path:
             log.warning("W&B dashboard items skipped: %s", e)
         wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
+        try:  # after the dashboard, which drew confusion_matrix.png
+            run_report(run_dir)
+        except Exception as e:
+            log.warning("report.html skipped: %s", e)
     return run_dir
 
 
