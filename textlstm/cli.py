@@ -1,4 +1,4 @@
-"""The `textlstm` command: train, evaluate, predict, inspect, report, prepare, demo, bench.
+"""The `textlstm` command: train, evaluate, predict, inspect, report, sweep, prepare, demo, bench.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -229,6 +229,19 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from textlstm.training.sweep import run_sweep
+
+    if args.trials is not None and args.trials < 1:
+        raise UserError("--trials must be at least 1.")
+    out = run_sweep(args.file, args.overrides, args.trials)
+    best = (out / "best.yaml")
+    print(f"sweep results: {out}")
+    if best.is_file():
+        print(best.read_text(encoding="utf-8").splitlines()[0])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
@@ -268,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--epochs", type=int, default=5)
     dm.add_argument("--seed", type=int, default=42)
     dm.set_defaults(func=cmd_demo)
+
+    sw = sub.add_parser("sweep", help="hyper-parameter search (Optuna offline, W&B sweep online)")
+    sw.add_argument("file", help="sweep file (configs/sweeps/*.yaml)")
+    sw.add_argument("--trials", type=int, default=None, help="number of trials (default: the file's)")
+    sw.add_argument("overrides", nargs="*", help="config overrides applied to every trial, key=value")
+    sw.set_defaults(func=cmd_sweep)
 
     rp = sub.add_parser("report", help="self-contained HTML report of a run, or of several side by side")
     rp.add_argument("runs", nargs="+", help="run directories")

@@ -230,7 +230,8 @@ def train(cfg: DictConfig) -> Path:
             log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path)
         except Exception as e:  # the dashboard must never cost the user a finished run
             log.warning("W&B dashboard items skipped: %s", e)
-        wb.experiment.summary.update({f"test/{k}": test[k] for k in ("accuracy", "f1_macro", "loss")})
+        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
+                                      for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
         try:  # after the dashboard, which drew confusion_matrix.png
             run_report(run_dir)
