@@ -71,6 +71,10 @@ def cmd_train(args) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     run_dir = train(cfg)
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:  # a DDP worker: rank 0 reports
+        return 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     t = metrics["test"]
     print(f"run directory: {run_dir}")
@@ -85,7 +89,10 @@ def cmd_evaluate(args) -> int:
     if rest:
         raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE and key=value overrides.")
     report = evaluate(args.run, args.data, overrides)
-    print(json.dumps(report))
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:  # under DDP every rank has the synced numbers; one prints
+        print(json.dumps(report))
     return 0
 
 

@@ -40,7 +40,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
-                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False):
+                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False,
+                 even_shards: bool | None = None):
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -49,6 +50,11 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.bucket_factor = bucket_factor
         self.drop_last = drop_last
         self.exact = exact  # batches of one length only: no padding, at the price of more short batches
+        # under torch.distributed every rank computes the same batch list (same seed and epoch) and
+        # takes every world_size-th batch. Training needs the same number of batches on every
+        # rank (or DDP's all-reduce hangs), so it repeats a few from the start; evaluation must
+        # count each text once, so its shards are disjoint and may differ by one text.
+        self.even_shards = shuffle if even_shards is None else even_shards
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -93,10 +99,36 @@ class BucketBatchSampler(Sampler[list[int]]):
         order = rng.permutation(len(out))
         return [out[i] for i in order]
 
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
+        rank, world = self._world()
+        if world == 1:
+            return batches
+        if self.even_shards:
+            total = -(-len(batches) // world) * world
+            batches = batches + batches[: total - len(batches)]
+            return batches[rank::world]
+        # evaluation: deal the texts (in batch order, i.e. by length) out one by one, so every
+        # rank gets work even when the split fits in a single batch
+        order = np.fromiter((i for b in batches for i in b), dtype=np.int64)
+        return self._cut(order[rank::world])
+
     def __iter__(self):
-        yield from self.batches()
+        yield from self._shard(self.batches())
 
     def __len__(self) -> int:
+        if self._world()[1] > 1:
+            return len(self._shard(self.batches()))
+        return self._len_single()
+
+    def _len_single(self) -> int:
         if self.max_tokens is None and not (self.exact and self.shuffle):
             full = len(self.lengths) // self.batch_size
             if self.drop_last:

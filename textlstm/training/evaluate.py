@@ -35,6 +35,7 @@ def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[
     t = cfg.trainer
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
                         precision=t.precision, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False)
+                        enable_model_summary=False, enable_checkpointing=False,
+                        use_distributed_sampler=False)  # the bucket sampler shards itself (disjoint for eval)
     trainer.test(model, dataloaders=dm.loader("test", shuffle=False), verbose=False)
     return model.reports["test"]

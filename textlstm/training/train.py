@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from textlstm.config import to_yaml
@@ -36,6 +38,7 @@ from textlstm.tracking.wandb_logger import make_wandb_logger
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState, latest_checkpoint
 
 log = logging.getLogger("textlstm")
+RUN_DIR_ENV = "TEXTLSTM_RUN_DIR"
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -119,8 +122,23 @@ def train(cfg: DictConfig) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     resume_ckpt = None
     vocab = labels = None
+    # Under DDP, Lightning starts the other ranks by running the same command again; they join
+    # the run directory rank 0 made (TEXTLSTM_RUN_DIR, set by rank 0 before it launches them, or
+    # by the job script for torchrun/SLURM) and write nothing themselves.
+    main = rank_zero_only.rank == 0
+    shared = os.environ.get(RUN_DIR_ENV)
     if cfg.resume:
         run_dir, resume_ckpt = resume_target(Path(cfg.resume))
+        vocab, labels = Vocab.load(run_dir / "vocab.json"), load_labels(run_dir)
+    elif not main:
+        if not shared:
+            raise UserError(f"this is rank {rank_zero_only.rank} of a distributed job started outside textlstm; "
+                            f"set {RUN_DIR_ENV}=<a shared folder> for every process.")
+        run_dir = Path(shared)
+        for _ in range(600):  # rank 0 may still be writing them
+            if (run_dir / "labels.json").is_file():
+                break
+            time.sleep(0.1)
         vocab, labels = Vocab.load(run_dir / "vocab.json"), load_labels(run_dir)
 
     # data and model first: a mistake found here leaves no half-made run directory behind
@@ -138,15 +156,20 @@ def train(cfg: DictConfig) -> Path:
         dm.stats["vectors_coverage"] = round(coverage, 4)
         log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, cfg.model.embedding.vectors)
 
-    if resume_ckpt is None:
-        run_dir = new_run_dir(cfg.run_root, cfg.name)
-        dm.vocab.save(run_dir / "vocab.json")
-        write_json(run_dir / "labels.json", dm.labels)
-    else:
-        log.info("resuming %s from %s", run_dir, resume_ckpt.name)
-    saved = cfg.copy()
-    saved.resume = None  # the run directory's config describes the run, not how it was started
-    write_text(run_dir / "config.yaml", to_yaml(saved))
+    if main:
+        if resume_ckpt is None:
+            if shared:
+                run_dir = Path(shared)
+                run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                run_dir = new_run_dir(cfg.run_root, cfg.name)
+            dm.vocab.save(run_dir / "vocab.json")
+            write_json(run_dir / "labels.json", dm.labels)
+        else:
+            log.info("resuming %s from %s", run_dir, resume_ckpt.name)
+        saved = cfg.copy()
+        saved.resume = None  # the run directory's config describes the run, not how it was started
+        write_text(run_dir / "config.yaml", to_yaml(saved))
 
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
@@ -166,7 +189,7 @@ def train(cfg: DictConfig) -> Path:
         callbacks.append(RichProgressBar(leave=True))
     loggers = [CSVLogger(run_dir, name="", version="logs")]
     id_file = run_dir / "wandb_id"
-    wb = make_wandb_logger(cfg, run_dir, id_file.read_text().strip() if id_file.is_file() else None)
+    wb = make_wandb_logger(cfg, run_dir, id_file.read_text().strip() if id_file.is_file() else None) if main else None
     if wb is not None:
         loggers.append(wb)
         write_text(id_file, wb.experiment.id)  # a resumed run continues this W&B run
@@ -180,12 +203,20 @@ def train(cfg: DictConfig) -> Path:
         callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
         enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
         num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # BucketBatchSampler shards itself under torch.distributed
     )
     t0 = time.perf_counter()
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # for the DDP ranks Lightning starts from here
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=str(resume_ckpt) if resume_ckpt else None, weights_only=True)
     except FloatingPointError as e:
         raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
     seconds = time.perf_counter() - t0
     ckpt_path = best_ckpt.best_model_path or last_ckpt.best_model_path
     if not ckpt_path:
@@ -195,6 +226,8 @@ def train(cfg: DictConfig) -> Path:
     validation = model.reports["validation"]
     trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     test = model.reports["test"]
+    if not main:  # metrics are synced across ranks; rank 0 writes the results
+        return run_dir
 
     best_epoch = _best_epoch(ckpt_path)  # 1-based, like "epochs"
     metrics = {
