@@ -7,6 +7,7 @@ import json
 import logging
 
 import lightning as L
+import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
@@ -24,12 +25,19 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
+def _column(ds: Dataset, name: str, batch_size: int = 10_000):
+    """A column row by row, read from the Arrow cache in batches: never the whole corpus as
+    Python lists at once."""
+    for batch in ds.select_columns([name]).iter(batch_size=batch_size):
+        yield from batch[name]
+
+
 def check_labels(dd: DatasetDict, labels: list[str]) -> None:
     known = set(labels)
     for split in SPLITS:
         if split == "train" or split not in dd:
             continue
-        unseen = sorted(set(dd[split]["label"]) - known)
+        unseen = sorted(set(dd[split].unique("label")) - known)
         if unseen:
             shown = ", ".join(repr(u) for u in unseen[:5])
             raise UserError(f"the {split} split has label(s) {shown} that never occur in train; "
@@ -84,13 +92,13 @@ class TextDataModule(L.LightningDataModule):
         self.tokens = tokenize_splits(raw, c.lowercase, c.num_proc)
         self._drop_empty_training_texts()
         if self.labels is None:
-            self.labels = sorted(set(raw["train"]["label"]))
+            self.labels = sorted(raw["train"].unique("label"))
         if len(self.labels) < 2:
             raise UserError(f"the training split has only one label ({self.labels[0]!r}); "
                             "a classifier needs at least two.")
         check_labels(raw, self.labels)
         if self.vocab is None:
-            self.vocab = Vocab.build(self.tokens["train"]["tokens"], c.min_freq, c.max_vocab_size)
+            self.vocab = Vocab.build(_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
         self.stats = self._stats(raw)
@@ -99,23 +107,26 @@ class TextDataModule(L.LightningDataModule):
         """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);
         validation/test keep theirs, every row there must be scored."""
         train = self.tokens["train"]
-        lengths = [len(t) for t in train["tokens"]]
-        empty = sum(1 for n in lengths if n == 0)
+        lengths = np.fromiter((len(t) for t in _column(train, "tokens")), dtype=np.int32, count=len(train))
+        empty = int((lengths == 0).sum())
         if not empty:
             return
         if empty == len(lengths):
             raise UserError(f"the training split has no text: all {empty} texts are empty or whitespace; "
                             "check data.text_field.")
         log.warning("dropped %d empty or whitespace-only training text(s) of %d", empty, len(lengths))
-        self.tokens["train"] = train.select([i for i, n in enumerate(lengths) if n > 0])
+        self.tokens["train"] = train.select(np.flatnonzero(lengths > 0))
 
     def _stats(self, raw: DatasetDict) -> dict:
         out = {"name": self.cfg.source, "vocab_size": len(self.vocab), "labels": list(self.labels)}
         for s in SPLITS:
             out[f"{s}_size"] = len(raw[s])
         for s in ("validation", "test"):
-            toks = [t for doc in self.tokens[s]["tokens"] for t in doc]
-            out[f"{s}_oov_rate"] = round(sum(t not in self.vocab for t in toks) / max(1, len(toks)), 4)
+            n = oov = 0
+            for doc in _column(self.tokens[s], "tokens"):
+                n += len(doc)
+                oov += sum(t not in self.vocab for t in doc)
+            out[f"{s}_oov_rate"] = round(oov / max(1, n), 4)
         return out
 
     def loader(self, split: str, shuffle: bool | None = None) -> DataLoader:
