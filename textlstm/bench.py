@@ -88,7 +88,7 @@ def _cycle(loader):
 
 @torch.inference_mode()
 def accuracy(net: nn.Module, loader) -> float:
-    net.eval()
+    net.train(False)  # inference mode for dropout
     right = total = 0
     for b in loader:
         right += int((net(b["ids"], b["lengths"]).argmax(-1) == b["labels"]).sum())

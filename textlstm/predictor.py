@@ -75,7 +75,7 @@ class Predictor:
 
     def __init__(self, net: TextClassifier, vocab: Vocab, labels: list[str], cfg: DictConfig,
                  run_dir: Path | None = None, device: str | torch.device = "cpu"):
-        self.net = net.eval().to(device)
+        self.net = net.train(False).to(device)
         self.vocab, self.labels, self.cfg, self.run_dir = vocab, labels, cfg, run_dir
         self.device = torch.device(device)
 

@@ -186,7 +186,7 @@ def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42
     baseline_mse = float(((y[te] - y[tr].mean()) ** 2).mean())
     plot = None
     if out is not None:
-        model.eval()
+        model.train(False)
         with torch.no_grad():
             pred = model(X[te]).squeeze(1).numpy()
         # a window starting at row i predicts the point at index i + window of the series

@@ -79,7 +79,8 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
                                   xname="recall")
 
 
-def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None) -> None:
+def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None,
+                  test_preds: dict | None = None) -> None:
     """Everything above, on the W&B run of `wb` (a Lightning WandbLogger)."""
     import wandb
 
@@ -102,7 +103,8 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
     for lab in labels:
         r = test["per_class"][lab]
         per_class.add_data(lab, r["precision"], r["recall"], r["f1"], r["support"])
-    pt, pv = predictions(pred, dm, "test"), predictions(pred, dm, "validation")
+    pt = test_preds if test_preds is not None else predictions(pred, dm, "test")
+    pv = predictions(pred, dm, "validation")
     png = confusion_png(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
                         f"test confusion matrix (accuracy {test['accuracy']:.4f})")
     rows = prediction_rows(pt, labels, "test") + prediction_rows(pv, labels, "validation")

@@ -252,15 +252,17 @@ def train(cfg: DictConfig) -> Path:
         log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
     except Exception as e:  # a figure must never cost the user a finished run
         log.warning("gate figures skipped: %s", e)
+    test_preds = None
     try:  # the local report: worst test errors, then report.html (all plots inline)
-        write_json(run_dir / "errors.json", worst_errors(predictions(pred, dm, "test"), dm.labels))
+        test_preds = predictions(pred, dm, "test")  # reused by the W&B dashboard below
+        write_json(run_dir / "errors.json", worst_errors(test_preds, dm.labels))
         if wb is None:
             run_report(run_dir)
     except Exception as e:
         log.warning("report.html skipped: %s", e)
     if wb is not None:
         try:
-            log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path)
+            log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path, test_preds)
         except Exception as e:  # the dashboard must never cost the user a finished run
             log.warning("W&B dashboard items skipped: %s", e)
         wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
