@@ -7,7 +7,7 @@ the DataLoader.
 
 from __future__ import annotations
 
-import math
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -37,12 +37,16 @@ class BucketBatchSampler(Sampler[list[int]]):
     cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
     (Lightning does) to reshuffle. Without shuffle the order is simply sorted by length. With
     `exact`, every batch holds texts of one length (zero padding; see `make bench`).
+
+    An epoch's plan is two numpy arrays (the indices in batch order and where each batch
+    starts), about 16 bytes per text: a corpus of millions of texts never becomes Python lists
+    (`make bench-scale` measures it). Batches become lists one at a time, as they are drawn.
     """
 
     def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
                  seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False,
                  even_shards: bool | None = None):
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)  # an empty text is one <unk>
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.shuffle = shuffle
@@ -50,54 +54,85 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.bucket_factor = bucket_factor
         self.drop_last = drop_last
         self.exact = exact  # batches of one length only: no padding, at the price of more short batches
-        # under torch.distributed every rank computes the same batch list (same seed and epoch) and
+        # under torch.distributed every rank computes the same plan (same seed and epoch) and
         # takes every world_size-th batch. Training needs the same number of batches on every
         # rank (or DDP's all-reduce hangs), so it repeats a few from the start; evaluation must
         # count each text once, so its shards are disjoint and may differ by one text.
         self.even_shards = shuffle if even_shards is None else even_shards
         self.epoch = 0
+        self._cache: tuple | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _cut(self, order: np.ndarray) -> list[list[int]]:
-        if self.max_tokens is None:
-            return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
-        batches, cur, longest = [], [], 0
-        for i in order.tolist():
-            n = max(1, int(self.lengths[i]))
-            if cur and (max(longest, n) * (len(cur) + 1) > self.max_tokens or len(cur) >= self.batch_size * 64):
-                batches.append(cur)
-                cur, longest = [], 0
-            cur.append(i)
-            longest = max(longest, n)
-        if cur:
-            batches.append(cur)
-        return batches
+    # ------------------------------------------------------------ the plan of one epoch
 
-    def batches(self) -> list[list[int]]:
+    def _starts(self, order: np.ndarray, segments: np.ndarray) -> np.ndarray:
+        """Batch start offsets into `order`; `segments` are offsets no batch may cross."""
+        bs = self.batch_size
+        if self.max_tokens is None:
+            pieces = [np.arange(s, e, bs) for s, e in pairwise(segments.tolist())]
+            return np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
+        # greedy: grow a batch while count * longest fits the budget (segments are cut
+        # separately and converted to Python one at a time, so memory stays O(segment))
+        cap, out = bs * 64, []
+        for s, e in pairwise(segments.tolist()):
+            count = longest = 0
+            for k, length in enumerate(self.lengths[order[s:e]].tolist(), start=s):
+                if count and (max(longest, length) * (count + 1) > self.max_tokens or count >= cap):
+                    count = longest = 0
+                if count == 0:
+                    out.append(k)
+                count += 1
+                longest = max(longest, length)
+        return np.asarray(out, dtype=np.int64)
+
+    def _plan_single(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, bounds, pick): batch k is order[bounds[pick[k]] : bounds[pick[k] + 1]]."""
         n = len(self.lengths)
         if not self.shuffle:
-            return self._cut(np.argsort(self.lengths, kind="stable"))
+            order = np.argsort(self.lengths, kind="stable")
+            starts = self._starts(order, np.array([0, n]))
+            bounds = np.append(starts, n)
+            return order, bounds, np.arange(len(starts))
         rng = np.random.default_rng((self.seed, self.epoch))
         perm = rng.permutation(n)
-        if self.exact:  # group the shuffled indices by length, cut each group into batches
-            lens = np.maximum(self.lengths[perm], 1)
-            out = []
-            for length in np.unique(lens):
-                out.extend(self._cut(perm[lens == length]))
-            order = rng.permutation(len(out))
-            return [out[i] for i in order]
-        chunk = self.batch_size * self.bucket_factor
-        out = []
-        for start in range(0, n, chunk):
-            part = perm[start : start + chunk]
-            part = part[np.argsort(self.lengths[part], kind="stable")]
-            out.extend(self._cut(part))
+        lens = self.lengths[perm]
+        if self.exact:  # group the shuffled indices by length (stable: shuffled within a length)
+            by_len = np.argsort(lens, kind="stable")
+            order = perm[by_len]
+            sorted_lens = lens[by_len]
+            segments = np.flatnonzero(np.diff(sorted_lens, prepend=-1, append=-1))
+        else:  # sort each chunk of bucket_factor batches by length, chunks stay in shuffled order
+            chunk = self.batch_size * self.bucket_factor
+            chunk_id = np.arange(n) // chunk
+            order = perm[np.lexsort((lens, chunk_id))]
+            segments = np.append(np.arange(0, n, chunk), n)
+        starts = self._starts(order, segments)
+        bounds = np.append(starts, n)
+        keep = np.arange(len(starts))
         if self.drop_last and self.max_tokens is None:
-            out = [b for b in out if len(b) == self.batch_size]
-        order = rng.permutation(len(out))
-        return [out[i] for i in order]
+            keep = keep[np.diff(bounds) == self.batch_size]
+        return order, bounds, keep[rng.permutation(len(keep))]
+
+    def _plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rank, world = self._world()
+        key = (self.epoch, rank, world)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        order, bounds, pick = self._plan_single()
+        if world > 1 and self.even_shards:
+            total = -(-len(pick) // world) * world
+            pick = np.concatenate([pick, pick[: total - len(pick)]])[rank::world]
+        elif world > 1:
+            # evaluation: deal the texts (in batch order, i.e. by length) out one by one, so every
+            # rank gets work even when the split fits in a single batch
+            order = np.concatenate([order[bounds[b] : bounds[b + 1]] for b in pick])[rank::world]
+            bounds = np.append(self._starts(order, np.array([0, len(order)])), len(order))
+            pick = np.arange(len(bounds) - 1)
+        plan = (order, bounds, pick)
+        self._cache = (key, plan)
+        return plan
 
     @staticmethod
     def _world() -> tuple[int, int]:
@@ -107,34 +142,14 @@ class BucketBatchSampler(Sampler[list[int]]):
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
-    def _shard(self, batches: list[list[int]]) -> list[list[int]]:
-        rank, world = self._world()
-        if world == 1:
-            return batches
-        if self.even_shards:
-            total = -(-len(batches) // world) * world
-            batches = batches + batches[: total - len(batches)]
-            return batches[rank::world]
-        # evaluation: deal the texts (in batch order, i.e. by length) out one by one, so every
-        # rank gets work even when the split fits in a single batch
-        order = np.fromiter((i for b in batches for i in b), dtype=np.int64)
-        return self._cut(order[rank::world])
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches (this rank's share) as lists: for tests and small data."""
+        return list(self)
 
     def __iter__(self):
-        yield from self._shard(self.batches())
+        order, bounds, pick = self._plan()
+        for b in pick.tolist():
+            yield order[bounds[b] : bounds[b + 1]].tolist()
 
     def __len__(self) -> int:
-        if self._world()[1] > 1:
-            return len(self._shard(self.batches()))
-        return self._len_single()
-
-    def _len_single(self) -> int:
-        if self.max_tokens is None and not (self.exact and self.shuffle):
-            full = len(self.lengths) // self.batch_size
-            if self.drop_last:
-                return full
-            # chunks are cut separately, so each chunk may end in a short batch
-            chunk = self.batch_size * self.bucket_factor if self.shuffle else len(self.lengths)
-            return sum(math.ceil(min(chunk, len(self.lengths) - s) / self.batch_size)
-                       for s in range(0, len(self.lengths), max(1, chunk)))
-        return len(self.batches())
+        return len(self._plan()[2])

@@ -13,6 +13,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 
 from textlstm.data.batching import BucketBatchSampler, collate
+from textlstm.data.columns import column_array, iter_column
 from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedded
 from textlstm.data.tokenize import fingerprint, tokenize_splits
 from textlstm.data.vocab import Vocab
@@ -23,13 +24,6 @@ log = logging.getLogger("textlstm")
 
 def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode()).hexdigest()[:16]
-
-
-def _column(ds: Dataset, name: str, batch_size: int = 10_000):
-    """A column row by row, read from the Arrow cache in batches: never the whole corpus as
-    Python lists at once."""
-    for batch in ds.select_columns([name]).iter(batch_size=batch_size):
-        yield from batch[name]
 
 
 def check_labels(dd: DatasetDict, labels: list[str]) -> None:
@@ -98,7 +92,7 @@ class TextDataModule(L.LightningDataModule):
                             "a classifier needs at least two.")
         check_labels(raw, self.labels)
         if self.vocab is None:
-            self.vocab = Vocab.build(_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
+            self.vocab = Vocab.build(iter_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
         self.stats = self._stats(raw)
@@ -107,7 +101,7 @@ class TextDataModule(L.LightningDataModule):
         """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);
         validation/test keep theirs, every row there must be scored."""
         train = self.tokens["train"]
-        lengths = np.fromiter((len(t) for t in _column(train, "tokens")), dtype=np.int32, count=len(train))
+        lengths = np.fromiter((len(t) for t in iter_column(train, "tokens")), dtype=np.int32, count=len(train))
         empty = int((lengths == 0).sum())
         if not empty:
             return
@@ -123,7 +117,7 @@ class TextDataModule(L.LightningDataModule):
             out[f"{s}_size"] = len(raw[s])
         for s in ("validation", "test"):
             n = oov = 0
-            for doc in _column(self.tokens[s], "tokens"):
+            for doc in iter_column(self.tokens[s], "tokens"):
                 n += len(doc)
                 oov += sum(t not in self.vocab for t in doc)
             out[f"{s}_oov_rate"] = round(oov / max(1, n), 4)
@@ -133,7 +127,7 @@ class TextDataModule(L.LightningDataModule):
         ds = self.splits[split]
         train = split == "train" if shuffle is None else shuffle
         sampler = BucketBatchSampler(
-            ds["length"],
+            column_array(ds, "length"),
             self.cfg.batch_size if train else self.cfg.eval_batch_size,
             max_tokens=self.cfg.max_tokens_per_batch if train else None,
             shuffle=train,

@@ -9,15 +9,18 @@ can never leak from train into evaluation.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
-from collections import defaultdict
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
+from textlstm.data.columns import iter_column
 from textlstm.errors import UserError
 
 SPLITS = ("train", "validation", "test")
@@ -26,31 +29,38 @@ SPLITS = ("train", "validation", "test")
 # ---------------------------------------------------------------- splitting
 
 
+def _text_key(text: str) -> int:
+    # 64-bit digest instead of the text: grouping millions of texts needs 8 bytes each, and a
+    # collision among 10^7 distinct texts has a chance of about 3e-6
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
 def stratified_split(
-    texts: list[str], labels: list[str], val_frac: float, test_frac: float, seed: int
+    texts: Iterable[str], labels: Iterable[str], val_frac: float, test_frac: float, seed: int
 ) -> dict[str, np.ndarray]:
     """Indices for train/validation/test, stratified by label, grouped by exact text.
 
     All copies of a text follow its first occurrence (its label decides the stratum), so a
-    duplicate never straddles two splits.
+    duplicate never straddles two splits. Texts and labels are read once, as iterables (a
+    column streamed from Arrow), into numpy arrays.
     """
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(texts):
-        groups[t].append(i)
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for t, idx in groups.items():
-        by_label[labels[idx[0]]].append(t)
+    keys = np.fromiter((_text_key(t) for t in texts), dtype=np.uint64)
+    names: dict[str, int] = {}
+    codes = np.fromiter((names.setdefault(lab, len(names)) for lab in labels), dtype=np.int64, count=len(keys))
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    by_first = np.argsort(first, kind="stable")  # groups in order of their first occurrence
+    group_label = codes[first]
+    split_of_group = np.zeros(len(first), dtype=np.int8)  # 0 train, 1 validation, 2 test
     rng = np.random.default_rng(seed)
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for label in sorted(by_label):
-        keys = by_label[label]
-        order = rng.permutation(len(keys))
-        n_test = int(round(len(keys) * test_frac))
-        n_val = int(round(len(keys) * val_frac))
-        for rank, k in enumerate(order):
-            split = "test" if rank < n_test else "validation" if rank < n_test + n_val else "train"
-            out[split].extend(groups[keys[k]])
-    return {s: np.sort(np.asarray(v, dtype=np.int64)) for s, v in out.items()}
+    for label in sorted(names):
+        groups = by_first[group_label[by_first] == names[label]]
+        rank = np.empty(len(groups), dtype=np.int64)
+        rank[rng.permutation(len(groups))] = np.arange(len(groups))
+        n_test = int(round(len(groups) * test_frac))
+        n_val = int(round(len(groups) * val_frac))
+        split_of_group[groups] = np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0))
+    row_split = split_of_group[inverse.reshape(-1)]
+    return {s: np.flatnonzero(row_split == code) for s, code in (("train", 0), ("validation", 1), ("test", 2))}
 
 
 # ---------------------------------------------------------------- embedded sets
@@ -192,7 +202,8 @@ def standardize(ds: Dataset, text_field: str, label_field: str | None, where: st
 
     ds = ds.map(to_str, batched=True, remove_columns=list(keep), desc=None)
     if label_field:
-        missing = sum(1 for v in ds["label"] if v in (None, ""))
+        labels = ds.with_format("arrow")[:]["label"]
+        missing = len(labels) - (pc.sum(pc.not_equal(labels, "")).as_py() or 0)
         if missing:
             raise UserError(f"{where} has {missing} row(s) with an empty label in '{label_field}'; "
                             "fill or drop them.")
@@ -204,7 +215,7 @@ def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed) -> Dataset
     need_val, need_test = "validation" not in dd, "test" not in dd
     if need_val or need_test:
         train = dd["train"]
-        idx = stratified_split(train["text"], train["label"],
+        idx = stratified_split(iter_column(train, "text"), iter_column(train, "label"),
                                val_frac if need_val else 0.0, test_frac if need_test else 0.0, seed)
         if need_val:
             dd["validation"] = train.select(idx["validation"])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textlstm.data.columns import column_array
+
 log = logging.getLogger("textlstm")
 
 MAX_PREDICTION_ROWS = 500  # per split: mistakes first, then the least confident correct ones
@@ -22,7 +24,7 @@ def predictions(pred, dm, split: str) -> dict:
     """Probabilities, predicted and true label ids, and texts for one split, in split order."""
     ds = dm.splits[split]
     probs = pred.proba_from_ids([list(x) for x in ds["ids"]])  # (N, C)
-    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(), "true": np.asarray(ds["label_id"]),
+    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(), "true": column_array(ds, "label_id"),
             "text": dm.tokens[split]["text"]}
 
 
@@ -91,10 +93,10 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
     run.summary.update(card)
     balance = wandb.Table(columns=["split", "label", "count", "share"])
     for split in ("train", "validation", "test"):
-        counts = np.bincount(np.asarray(dm.splits[split]["label_id"]), minlength=len(labels))
+        counts = np.bincount(column_array(dm.splits[split], "label_id"), minlength=len(labels))
         for lab, c in zip(labels, counts, strict=True):
             balance.add_data(split, lab, int(c), round(float(c) / max(1, counts.sum()), 4))
-    lengths = np.asarray(dm.splits["train"]["length"])
+    lengths = column_array(dm.splits["train"], "length")
     run.log({"data/class_balance": balance, "data/train_token_length": wandb.Histogram(lengths, num_bins=40)})
 
     # ---- test: per-class metrics, confusion matrix, PR curves; predictions of validation and test

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from textlstm.config import to_yaml
+from textlstm.data.columns import column_array
 from textlstm.data.datamodule import TextDataModule
 from textlstm.data.vectors import load_vectors
 from textlstm.data.vocab import Vocab
@@ -146,7 +147,7 @@ def train(cfg: DictConfig) -> Path:
     dm.prepare_data()
     dm.setup()
     model = build_model(cfg, len(dm.vocab), dm.labels,
-                        class_weights(cfg, dm.labels, dm.splits["train"]["label_id"]))
+                        class_weights(cfg, dm.labels, column_array(dm.splits["train"], "label_id")))
     if cfg.model.embedding.vectors:
         vecs, found, coverage = load_vectors(cfg.model.embedding.vectors, dm.vocab)
         if vecs.shape[1] != cfg.model.embedding.dim:
