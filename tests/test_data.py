@@ -100,6 +100,17 @@ def test_bucket_sampler_deterministic_and_complete():
     assert pad < pad_rnd / 5
 
 
+def test_lightning_reshuffles_the_bucket_sampler_every_epoch():
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+    from torch.utils.data import DataLoader
+
+    s = BucketBatchSampler(np.arange(1, 200), batch_size=8, seed=1)
+    loader = DataLoader(list(range(199)), batch_sampler=s)
+    first = list(s)
+    _set_sampler_epoch(loader, 1)  # what Lightning's fit loop calls at each epoch start
+    assert s.epoch == 1 and list(s) != first
+
+
 def test_exact_length_buckets_have_no_padding():
     lengths = np.random.default_rng(0).integers(0, 40, size=2000)
     s = BucketBatchSampler(lengths, batch_size=32, seed=3, exact=True)

@@ -287,6 +287,9 @@ def validate(cfg: DictConfig) -> None:
     t = cfg.trainer
     _check(t.max_epochs >= 1, "trainer.max_epochs", f"is {t.max_epochs}; it must be at least 1")
     _check(t.patience >= 1, "trainer.patience", "must be at least 1")
+    for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        _check(0 < t[k] <= 1 or float(t[k]).is_integer(), f"trainer.{k}",
+               f"is {t[k]}; use a fraction in (0, 1] or a whole number of batches")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps", "must be 0 (off) or more")
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")

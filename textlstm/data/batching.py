@@ -35,7 +35,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     length, cut it into batches, then shuffle the batches. With `max_tokens` a batch holds as
     many texts as fit the budget (padded size = count * longest), so long and short batches
     cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
-    (Lightning does) to reshuffle. Without shuffle the order is simply sorted by length. With
+    (Lightning does, through `.sampler`) to reshuffle. Without shuffle the order is simply sorted by length. With
     `exact`, every batch holds texts of one length (zero padding; see `make bench`).
 
     An epoch's plan is two numpy arrays (the indices in batch order and where each batch
@@ -61,6 +61,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.even_shards = shuffle if even_shards is None else even_shards
         self.epoch = 0
         self._cache: tuple | None = None
+        # Lightning reshuffles by calling `dataloader.batch_sampler.sampler.set_epoch(epoch)` (the
+        # attribute torch's BatchSampler has); without it every epoch would repeat epoch 0's order
+        self.sampler = self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

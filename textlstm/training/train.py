@@ -110,14 +110,23 @@ def resume_target(run_dir: Path) -> tuple[Path, Path]:
     return run_dir, ckpt
 
 
+def batch_limit(x: float) -> float | int:
+    """trainer.limit_*_batches: a fraction up to 1.0, or a whole number of batches (Lightning
+    wants an int for a count, and the config stores a float)."""
+    return int(x) if x > 1 else x
+
+
 def quiet_lightning() -> None:
     """Lightning sets its loggers to INFO when imported; keep only warnings and errors."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train, test the best checkpoint, write the run directory; returns its path."""
+def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
+    """Train, test the best checkpoint, write the run directory; returns its path.
+
+    `datamodule`: one already set up from `cfg.data` (`make bench-scale` times preparation
+    apart from training); by default it is built here."""
     quiet_lightning()
     threads = set_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -143,7 +152,7 @@ def train(cfg: DictConfig) -> Path:
         vocab, labels = Vocab.load(run_dir / "vocab.json"), load_labels(run_dir)
 
     # data and model first: a mistake found here leaves no half-made run directory behind
-    dm = TextDataModule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
+    dm = datamodule or TextDataModule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
     dm.prepare_data()
     dm.setup()
     model = build_model(cfg, len(dm.vocab), dm.labels,
@@ -199,8 +208,8 @@ def train(cfg: DictConfig) -> Path:
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
-        limit_test_batches=t.limit_test_batches, log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=batch_limit(t.limit_train_batches), limit_val_batches=batch_limit(t.limit_val_batches),
+        limit_test_batches=batch_limit(t.limit_test_batches), log_every_n_steps=t.log_every_n_steps,
         callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
         enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
         num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
