@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast test-full bench sweep lint clean
+.PHONY: help install data train test test-fast test-full bench bench-scale sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test-fast: $(STAMP) ## only the fast tests
 
 bench: $(STAMP) ## speed benchmark on both embedded data sets: prints a table, writes bench.json
 	$(BIN)/textlstm bench $(ARGS)
+
+bench-scale: $(STAMP) ## memory and preparation throughput on synthetic 1M/2M/4M-document corpora (about 10 min)
+	$(BIN)/textlstm bench-scale $(ARGS)
 
 sweep: $(STAMP) ## hyper-parameter search SWEEP (default configs/sweeps/bbc_news.yaml) with ARGS overrides
 	$(BIN)/textlstm sweep $(SWEEP) $(ARGS)

@@ -53,3 +53,58 @@ def test_ddp_training_and_evaluation_match_one_process(small_csvs, tmp_path):
     assert one["accuracy"] == pytest.approx(two["accuracy"], abs=1e-7)
     assert one["f1_macro"] == pytest.approx(two["f1_macro"], abs=1e-7)
     assert one["loss"] == pytest.approx(two["loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_ddp_run_killed_then_resumed_equals_the_uninterrupted_run(small_csvs, tmp_path):
+    """Both ranks killed at once (a preempted job), resumed under DDP: same metrics and weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    def args(root):
+        return ["train", "--config", str(ROOT / "configs/bbc_news.yaml"),
+                f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
+                f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
+                f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
+                "wandb.mode=disabled", "name=ddp", *TINY, "trainer.max_epochs=4", "trainer.patience=10", *DDP]
+
+    def comparable(run):
+        m = json.loads((run / "metrics.json").read_text())
+        m["train"].pop("seconds")
+        m["train"].pop("tokens_per_second")
+        return m
+
+    code, _, err = run_cli(*args(tmp_path / "base"))
+    assert code == 0, err[-3000:]
+    base = next((tmp_path / "base" / "ddp").iterdir())
+
+    root = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "textlstm", *args(root)], cwd=ROOT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        ckpt = next(iter(root.glob("ddp/*/checkpoints/last.ckpt")), None)
+        try:
+            if ckpt and torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"] >= 1:
+                os.killpg(proc.pid, signal.SIGKILL)  # rank 0 and the rank it started
+                break
+        except Exception:
+            pass  # being renamed into place
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    run = next((root / "ddp").iterdir())
+    assert not (run / "metrics.json").exists()
+
+    code, out, err = run_cli("train", "--resume", run)  # the run's config holds the DDP settings
+    assert code == 0, err[-3000:]
+    assert out.count("run directory:") == 1 and len(list((root / "ddp").iterdir())) == 1
+    assert comparable(run) == comparable(base)
+    final, ref = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in (run, base))
+    assert all(torch.equal(final[k], ref[k]) for k in ref)

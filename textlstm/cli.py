@@ -1,4 +1,5 @@
-"""The `textlstm` command: train, evaluate, predict, inspect, report, sweep, prepare, demo, bench.
+"""The `textlstm` command: train, evaluate, predict, inspect, report, sweep, prepare, demo, bench,
+bench-scale.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.errors.UserError).
@@ -31,6 +32,8 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+    # data.streaming: StreamBatches shares batches among workers itself, so its length is exact
+    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "datasets", "wandb"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -225,6 +228,31 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """1000000, 1M, 500k -> an int."""
+    t = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        n = int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise UserError(f"--sizes has '{text}', which is not a count; give e.g. 1M,2M,4M or 100000,200000.") from None
+    if n < 1000:
+        raise UserError(f"--sizes has {n}; use at least 1000 documents per size.")
+    return n
+
+
+def cmd_bench_scale(args) -> int:
+    from textlstm.bench_scale import run_scale
+
+    sizes = [_count(x) for x in args.sizes.split(",") if x.strip()]
+    if len(sizes) < 2:
+        raise UserError("--sizes needs at least two sizes to compare, e.g. 1M,2M,4M.")
+    if args.steps < 1:
+        raise UserError("--steps must be at least 1.")
+    run_scale(sizes, args.steps, args.eval_size, args.seed, args.out, args.overrides, args.data_dir)
+    return 0
+
+
 def cmd_report(args) -> int:
     from textlstm.tracking.report import compare_report, run_report
 
@@ -311,6 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-alternatives", action="store_true", help="skip the threads/workers/packed comparison")
     b.add_argument("overrides", nargs="*", help="config overrides key=value, applied to every data set")
     b.set_defaults(func=cmd_bench)
+
+    bs = sub.add_parser("bench-scale", help="memory and preparation throughput on synthetic corpora of growing size "
+                                            "(default 1M, 2M, 4M documents); writes bench_scale.json")
+    bs.add_argument("--sizes", default="1M,2M,4M", help="comma-separated corpus sizes (default 1M,2M,4M)")
+    bs.add_argument("--steps", type=int, default=50, help="training steps in each epoch slice (default 50)")
+    bs.add_argument("--eval-size", type=int, default=10_000, help="validation and test documents (default 10000)")
+    bs.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
+    bs.add_argument("--data-dir", default="data", help="where the corpora are written (default data/)")
+    bs.add_argument("--out", default="bench_scale.json", help="JSON results (default bench_scale.json)")
+    bs.add_argument("overrides", nargs="*", help="config overrides key=value for every size")
+    bs.set_defaults(func=cmd_bench_scale)
 
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])

@@ -56,6 +56,11 @@ class DataConfig:
     bucketing: str = "sorted"       # sorted: similar lengths per batch; exact: equal lengths (no padding)
     num_workers: int = 0
     num_proc: int = 0               # tokenization processes; 0 = the cores this process may use
+    # read the training split as a stream (datasets IterableDataset) instead of preparing it on
+    # disk: for corpora larger than the disk. Limits: textlstm/data/streaming.py and README.
+    streaming: bool = False
+    streaming_sample: int = 100000  # first training rows the vocabulary and labels are built from
+    shuffle_buffer: int = 10000     # streaming: examples shuffled together (no global shuffle)
 
 
 @dataclass
@@ -267,6 +272,12 @@ def validate(cfg: DictConfig) -> None:
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
     _check(d.bucketing in ("sorted", "exact"), "data.bucketing", f"is '{d.bucketing}'; use sorted or exact")
     _check(d.num_proc >= 0, "data.num_proc", f"is {d.num_proc}; use 0 (one per usable core) or more")
+    if d.streaming:
+        _check(d.max_tokens_per_batch is None, "data.max_tokens_per_batch",
+               "is not supported with data.streaming=true; set it to null")
+        _check(d.bucketing == "sorted", "data.bucketing", "must be sorted with data.streaming=true")
+        _check(d.streaming_sample >= 10, "data.streaming_sample", f"is {d.streaming_sample}; use at least 10 rows")
+        _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", f"is {d.shuffle_buffer}; it must be at least 1")
     _check(m.embedding.dim >= 1, "model.embedding.dim", f"is {m.embedding.dim}; it must be at least 1")
     for k, v in (("model.embedding.dropout", m.embedding.dropout), ("model.encoder.dropout", e.dropout),
                  ("model.head.dropout", m.head.dropout)):

@@ -26,7 +26,7 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def check_labels(dd: DatasetDict, labels: list[str]) -> None:
+def check_labels(dd: DatasetDict, labels: list[str], train_name: str = "train") -> None:
     known = set(labels)
     for split in SPLITS:
         if split == "train" or split not in dd:
@@ -34,7 +34,7 @@ def check_labels(dd: DatasetDict, labels: list[str]) -> None:
         unseen = sorted(set(dd[split].unique("label")) - known)
         if unseen:
             shown = ", ".join(repr(u) for u in unseen[:5])
-            raise UserError(f"the {split} split has label(s) {shown} that never occur in train; "
+            raise UserError(f"the {split} split has label(s) {shown} that never occur in {train_name}; "
                             "add training examples for them or drop those rows.")
 
 
@@ -71,6 +71,7 @@ class TextDataModule(L.LightningDataModule):
         self.splits: DatasetDict | None = None
         self.tokens: DatasetDict | None = None
         self.stats: dict = {}
+        self._train_name = "train"  # how errors name the rows labels and vocabulary come from
 
     def prepare_data(self) -> None:
         # runs once (rank 0): write the embedded splits under data/ if they are missing
@@ -81,8 +82,11 @@ class TextDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
+        self._build(load_splits(self.cfg))
+
+    def _build(self, raw: DatasetDict) -> None:
+        """text/label splits -> tokens, labels, vocabulary (from train), ids, stats."""
         c = self.cfg
-        raw = load_splits(c)
         self.tokens = tokenize_splits(raw, c.lowercase, c.num_proc)
         self._drop_empty_training_texts()
         if self.labels is None:
@@ -90,7 +94,7 @@ class TextDataModule(L.LightningDataModule):
         if len(self.labels) < 2:
             raise UserError(f"the training split has only one label ({self.labels[0]!r}); "
                             "a classifier needs at least two.")
-        check_labels(raw, self.labels)
+        check_labels(raw, self.labels, self._train_name)
         if self.vocab is None:
             self.vocab = Vocab.build(iter_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)

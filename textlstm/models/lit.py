@@ -17,6 +17,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from textlstm.errors import UserError
+
 
 def _summary_metrics(n: int) -> MetricCollection:
     return MetricCollection({
@@ -151,7 +153,12 @@ class LitTextClassifier(L.LightningModule):
         if o["scheduler"] == "plateau":
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(steps):  # a stream of unknown length (data.streaming=true)
+            raise UserError("optim.scheduler=cosine needs the number of training steps, and the training stream's "
+                            "length is unknown; use optim.scheduler=plateau or none, or set "
+                            "trainer.limit_train_batches to a number of batches.")
+        total = max(1, int(steps))
         warm = min(o["warmup_steps"], total - 1)
 
         def lr_at(step: int) -> float:  # linear warm-up, then cosine to 5 % of the peak

@@ -33,9 +33,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class RNGState(L.Callback):
-    """Saves and restores the global random generators with the checkpoint."""
+    """Saves and restores the global random generators with the checkpoint.
 
-    def state_dict(self) -> dict:
+    Under DDP each rank's generators have drawn differently (its batches differ in shape), so
+    every rank's state is gathered into rank 0's checkpoint and each rank gets its own back."""
+
+    @staticmethod
+    def _local() -> dict:
         # stored as plain tensors / lists so `torch.load(weights_only=True)` can read them back
         py = random.getstate()
         np_state = np.random.get_state()
@@ -45,7 +49,28 @@ class RNGState(L.Callback):
             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         }
 
+    @staticmethod
+    def _world() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def state_dict(self) -> dict:
+        rank, world = self._world()
+        if world == 1:
+            return self._local()
+        import torch.distributed as dist
+
+        states = [None] * world
+        dist.all_gather_object(states, self._local())  # every rank saves, rank 0 writes
+        return {"ranks": states}
+
     def load_state_dict(self, state: dict) -> None:
+        if "ranks" in state:  # a DDP checkpoint: this rank's own state (rank 0's if the world grew)
+            rank = self._world()[0]
+            state = state["ranks"][rank if rank < len(state["ranks"]) else 0]
         torch.set_rng_state(state["torch"])
         v, inner, gauss = state["python"]
         random.setstate((v, tuple(inner), gauss))

@@ -7,8 +7,9 @@ from pathlib import Path
 import lightning as L
 from datasets import DatasetDict
 
-from textlstm.data.datamodule import TextDataModule, check_labels, encode
+from textlstm.data.datamodule import check_labels, encode
 from textlstm.data.sources import read_file, standardize
+from textlstm.data.streaming import make_datamodule
 from textlstm.data.tokenize import tokenize_dataset
 from textlstm.hardware import set_threads
 from textlstm.models.lit import LitTextClassifier
@@ -22,7 +23,7 @@ def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[
     pred = load(run_dir, overrides, device="cpu")
     cfg = pred.cfg
     set_threads(cfg.trainer.num_threads)
-    dm = TextDataModule(cfg.data, seed=cfg.seed, vocab=pred.vocab, labels=pred.labels)
+    dm = make_datamodule(cfg.data, seed=cfg.seed, vocab=pred.vocab, labels=pred.labels)
     if data_file is None:
         dm.prepare_data()
         dm.setup()

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from textlstm.config import to_yaml
 from textlstm.data.columns import column_array
 from textlstm.data.datamodule import TextDataModule
+from textlstm.data.streaming import make_datamodule
 from textlstm.data.vectors import load_vectors
 from textlstm.data.vocab import Vocab
 from textlstm.errors import UserError
@@ -152,7 +153,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
         vocab, labels = Vocab.load(run_dir / "vocab.json"), load_labels(run_dir)
 
     # data and model first: a mistake found here leaves no half-made run directory behind
-    dm = datamodule or TextDataModule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
+    dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
     dm.prepare_data()
     dm.setup()
     model = build_model(cfg, len(dm.vocab), dm.labels,
@@ -242,7 +243,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     best_epoch = _best_epoch(ckpt_path)  # 1-based, like "epochs"
     metrics = {
         "data": {k: dm.stats[k] for k in ("name", "train_size", "validation_size", "test_size", "vocab_size", "labels")}
-        | {k: v for k, v in dm.stats.items() if k.endswith("oov_rate") or k == "vectors_coverage"},
+        | {k: v for k, v in dm.stats.items() if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
         "train": {
             "seconds": round(seconds, 2),
             "epochs": trainer.current_epoch,
