@@ -177,6 +177,7 @@ def measure_one(folder: Path, steps: int, overrides: list[str]) -> dict:
         "train_tokens": tokens,
         "vocab_size": len(dm.vocab),
         "prepare_seconds": round(prepare_s, 2),
+        "prepare_steps_seconds": {k: round(v, 2) for k, v in dm.timings.items()},
         "prepare_docs_per_second": round(n_train / prepare_s, 1),
         "train_slice_steps": steps,
         "train_slice_seconds": round(train_s, 2),
@@ -192,25 +193,99 @@ def measure_one(folder: Path, steps: int, overrides: list[str]) -> dict:
     }
 
 
+# ---------------------------------------------------------------- an optional memory cap
+
+
+class MemoryCap:
+    """A child memory cgroup (v1 `memory.limit_in_bytes`, or v2 `memory.max`) that the child
+    process joins: a run that needed more memory than the cap would be OOM-killed, while pages
+    of memory-mapped files are simply reclaimed. It shows what peak RSS cannot: how much memory
+    the run really needs."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit = limit_bytes
+        self.dir, self.v2 = self._create()
+
+    def _create(self) -> tuple[Path, bool]:
+        from textlstm.errors import UserError
+
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                base, v2 = Path("/sys/fs/cgroup/memory") / path.lstrip("/"), False
+                break
+        else:
+            path = next((ln.split(":", 2)[2] for ln in Path("/proc/self/cgroup").read_text().splitlines()
+                         if ln.startswith("0::")), "/")
+            base, v2 = Path("/sys/fs/cgroup") / path.lstrip("/"), True
+        d = base / f"textlstm-bench-{os.getpid()}"
+        try:
+            d.mkdir()
+            (d / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(str(self.limit))
+        except OSError as e:
+            raise UserError(f"--memory-limit needs a memory cgroup this user may create ({d}: {e.strerror}); "
+                            "run without it.") from None
+        return d, v2
+
+    def join(self) -> None:  # in the child, before exec
+        (self.dir / "cgroup.procs").write_text(str(os.getpid()))
+
+    def report(self) -> dict:
+        if self.v2:
+            events = dict(line.split() for line in (self.dir / "memory.events").read_text().splitlines())
+            return {"limit_mb": self.limit >> 20, "times_at_limit": int(events.get("max", 0)),
+                    "oom_kills": int(events.get("oom_kill", 0)),
+                    "max_usage_mb": int((self.dir / "memory.peak").read_text()) >> 20
+                    if (self.dir / "memory.peak").exists() else None}
+        oom = dict(line.split() for line in (self.dir / "memory.oom_control").read_text().splitlines())
+        return {"limit_mb": self.limit >> 20, "times_at_limit": int((self.dir / "memory.failcnt").read_text()),
+                "oom_kills": int(oom.get("oom_kill", 0)),
+                "max_usage_mb": int((self.dir / "memory.max_usage_in_bytes").read_text()) >> 20}
+
+    def remove(self) -> None:
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------- the benchmark
 
 
 def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str | Path, overrides: list[str],
-              data_dir: str | Path = "data", log=print) -> dict:
+              data_dir: str | Path = "data", memory_limit: int | None = None, log=print) -> dict:
     results = {}
     for n in sizes:
         log(f"[{n:,} documents]")
         folder = make_corpus(n, seed, eval_size, data_dir, log)
         cmd = [sys.executable, "-m", "textlstm.bench_scale", str(folder), str(steps), json.dumps(overrides)]
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"})
+        cap = MemoryCap(memory_limit) if memory_limit else None
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=cap.join if cap else None,
+                               env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"})
+            capped = cap.report() if cap else None
+        finally:
+            if cap:
+                cap.remove()
         if p.returncode != 0:
+            if capped and capped["oom_kills"]:
+                results[str(n)] = {"train_docs": n, "completed": False, "memory_cap": capped}
+                log(f"  OOM-killed under the {capped['limit_mb']:,} MB cap")
+                continue
             raise RuntimeError(f"bench-scale child for {n:,} documents failed:\n{p.stderr[-3000:]}")
-        r = json.loads(p.stdout.strip().splitlines()[-1])
+        r = json.loads(p.stdout.strip().splitlines()[-1]) | {"completed": True}
+        if capped:
+            r["memory_cap"] = capped
         results[str(n)] = r
         log(f"  prepared in {r['prepare_seconds']:.0f} s ({r['prepare_docs_per_second']:,.0f} docs/s), "
             f"{steps} training steps in {r['train_slice_seconds']:.0f} s; peak RSS {r['peak_rss_mb']:,} MB, "
-            f"peak anonymous {r['peak_anon_mb']:,} MB ({r['peak_anon_phase']})")
+            f"peak anonymous {r['peak_anon_mb']:,} MB ({r['peak_anon_phase']})"
+            + (f"; cap {capped['limit_mb']:,} MB reached {capped['times_at_limit']:,} times" if capped else ""))
+    if not all(r["completed"] for r in results.values()):
+        doc = {"results": results, "summary": {"sizes": sizes, "completed": False}}
+        Path(out).write_text(json.dumps(doc, indent=2))
+        log(f"not every size completed under the cap; wrote {out}")
+        return doc
     small, large = results[str(min(sizes))], results[str(max(sizes))]
     summary = {
         "sizes": sizes,
@@ -222,6 +297,7 @@ def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str 
     summary["throughput_target_met"] = summary["prepare_throughput_ratio"] >= 0.95  # "does not fall", 5 % noise
     doc = {"results": results, "summary": summary,
            "_meta": {"seed": seed, "eval_size": eval_size, "steps": steps, "overrides": overrides,
+                     "memory_limit_mb": memory_limit >> 20 if memory_limit else None,
                      "cpu_count": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}}
     Path(out).write_text(json.dumps(doc, indent=2))
     log(table(doc))
@@ -234,6 +310,8 @@ def table(doc: dict) -> str:
     rows = [("documents", lambda r: f"{r['train_docs']:,}"),
             ("prepare s (cold)", lambda r: f"{r['prepare_seconds']:.1f}"),
             ("prepare docs/s", lambda r: f"{r['prepare_docs_per_second']:,.0f}"),
+            *[(f"  {k} s", lambda r, k=k: f"{r['prepare_steps_seconds'].get(k, 0):.1f}")
+              for k in ("load", "tokenize", "vocab", "encode", "stats")],
             ("train slice s", lambda r: f"{r['train_slice_seconds']:.1f}"),
             ("peak RSS MB", lambda r: f"{r['peak_rss_mb']:,}"),
             ("  after prepare", lambda r: f"{r['peak_rss_prepare_mb']:,}"),
@@ -241,6 +319,8 @@ def table(doc: dict) -> str:
             ("peak file-backed MB", lambda r: f"{r['peak_file_mb']:,}"),
             ("tokenizer worker MB", lambda r: f"{r['tokenizer_workers_peak_rss_mb']:,}")]
     res = doc["results"]
+    if doc["_meta"].get("memory_limit_mb"):
+        rows.append(("cap reached (times)", lambda r: f"{r['memory_cap']['times_at_limit']:,}"))
     lines = [f"{'':22}" + "".join(f"{n:>14,}" for n in sizes)]
     for name, fmt in rows:
         lines.append(f"{name:22}" + "".join(f"{fmt(res[str(n)]):>14}" for n in sizes))

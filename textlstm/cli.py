@@ -249,7 +249,14 @@ def cmd_bench_scale(args) -> int:
         raise UserError("--sizes needs at least two sizes to compare, e.g. 1M,2M,4M.")
     if args.steps < 1:
         raise UserError("--steps must be at least 1.")
-    run_scale(sizes, args.steps, args.eval_size, args.seed, args.out, args.overrides, args.data_dir)
+    limit = None
+    if args.memory_limit:
+        mult = {"m": 1 << 20, "g": 1 << 30}.get(args.memory_limit[-1:].lower())
+        try:
+            limit = int(float(args.memory_limit[:-1]) * mult) if mult else int(args.memory_limit)
+        except ValueError:
+            raise UserError(f"--memory-limit is '{args.memory_limit}'; give bytes or e.g. 1500M, 1.5G.") from None
+    run_scale(sizes, args.steps, args.eval_size, args.seed, args.out, args.overrides, args.data_dir, limit)
     return 0
 
 
@@ -348,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
     bs.add_argument("--data-dir", default="data", help="where the corpora are written (default data/)")
     bs.add_argument("--out", default="bench_scale.json", help="JSON results (default bench_scale.json)")
+    bs.add_argument("--memory-limit", default=None, metavar="SIZE",
+                    help="also run each size inside a memory cgroup capped at SIZE (e.g. 1.2G): shows the memory "
+                         "a run needs, which peak RSS overstates by the memory-mapped pages it read")
     bs.add_argument("overrides", nargs="*", help="config overrides key=value for every size")
     bs.set_defaults(func=cmd_bench_scale)
 

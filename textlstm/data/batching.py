@@ -46,7 +46,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
                  seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False,
                  even_shards: bool | None = None):
-        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)  # an empty text is one <unk>
+        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int32), 1)  # an empty text is one <unk>
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.shuffle = shuffle
@@ -99,7 +99,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             bounds = np.append(starts, n)
             return order, bounds, np.arange(len(starts))
         rng = np.random.default_rng((self.seed, self.epoch))
-        perm = rng.permutation(n)
+        perm = rng.permutation(n).astype(np.int32)  # int32 indices: 4 bytes per text
         lens = self.lengths[perm]
         if self.exact:  # group the shuffled indices by length (stable: shuffled within a length)
             by_len = np.argsort(lens, kind="stable")
@@ -108,9 +108,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             segments = np.flatnonzero(np.diff(sorted_lens, prepend=-1, append=-1))
         else:  # sort each chunk of bucket_factor batches by length, chunks stay in shuffled order
             chunk = self.batch_size * self.bucket_factor
-            chunk_id = np.arange(n) // chunk
-            order = perm[np.lexsort((lens, chunk_id))]
             segments = np.append(np.arange(0, n, chunk), n)
+            order = perm
+            for s, e in pairwise(segments.tolist()):
+                order[s:e] = perm[s:e][np.argsort(lens[s:e], kind="stable")]
         starts = self._starts(order, segments)
         bounds = np.append(starts, n)
         keep = np.arange(len(starts))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 
 import lightning as L
 import numpy as np
@@ -71,6 +72,7 @@ class TextDataModule(L.LightningDataModule):
         self.splits: DatasetDict | None = None
         self.tokens: DatasetDict | None = None
         self.stats: dict = {}
+        self.timings: dict[str, float] = {}  # seconds per preparation step (make bench-scale)
         self._train_name = "train"  # how errors name the rows labels and vocabulary come from
 
     def prepare_data(self) -> None:
@@ -82,12 +84,17 @@ class TextDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits is not None:
             return
-        self._build(load_splits(self.cfg))
+        t0 = time.perf_counter()
+        raw = load_splits(self.cfg)
+        self.timings["load"] = time.perf_counter() - t0
+        self._build(raw)
 
     def _build(self, raw: DatasetDict) -> None:
         """text/label splits -> tokens, labels, vocabulary (from train), ids, stats."""
         c = self.cfg
+        t0 = time.perf_counter()
         self.tokens = tokenize_splits(raw, c.lowercase, c.num_proc)
+        self.timings["tokenize"] = (t1 := time.perf_counter()) - t0
         self._drop_empty_training_texts()
         if self.labels is None:
             self.labels = sorted(raw["train"].unique("label"))
@@ -97,9 +104,12 @@ class TextDataModule(L.LightningDataModule):
         check_labels(raw, self.labels, self._train_name)
         if self.vocab is None:
             self.vocab = Vocab.build(iter_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
+        self.timings["vocab"] = (t2 := time.perf_counter()) - t1
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
+        self.timings["encode"] = (t3 := time.perf_counter()) - t2
         self.stats = self._stats(raw)
+        self.timings["stats"] = time.perf_counter() - t3
 
     def _drop_empty_training_texts(self) -> None:
         """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);
