@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from tests.conftest import run_cli
@@ -56,3 +57,25 @@ def test_bench_refuses_an_unknown_data_set(tmp_path):
     code, _, stderr = run_cli("bench", "--datasets", "imdb", "--out", tmp_path / "b.json")
     assert code == 2 and "not a benchmark data set" in stderr and "Traceback" not in stderr
     assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.slow
+def test_bench_scale_reports_memory_and_throughput_per_size(tmp_path):
+    out = tmp_path / "scale.json"
+    code, stdout, err = run_cli("bench-scale", "--sizes", "2k,4k", "--steps", "2", "--eval-size", "300",
+                                "--data-dir", tmp_path, "--out", out)
+    assert code == 0, err[-3000:]
+    doc = json.loads(out.read_text())
+    assert set(doc["summary"]) >= {"peak_rss_growth", "peak_anon_growth", "prepare_throughput_ratio",
+                                   "rss_target_met", "throughput_target_met"}
+    for n in ("2000", "4000"):
+        r = doc["results"][n]
+        assert r["train_docs"] == int(n) and r["peak_rss_mb"] >= r["peak_anon_mb"] > 100
+        assert set(r["prepare_steps_seconds"]) == {"load", "tokenize", "vocab", "encode", "stats"}
+    # the corpus is a function of (size, seed): written once, then reused
+    first = (tmp_path / "scale" / "2000-seed0" / "train.jsonl").read_text()
+    from textlstm.bench_scale import _documents, _tweet_model
+
+    again = list(_documents(_tweet_model(tmp_path), 2000, 0))
+    assert [json.loads(x)["text"] for x in first.splitlines()] == [t for t, _ in again]
+    assert "peak RSS growth" in stdout

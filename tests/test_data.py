@@ -1,5 +1,6 @@
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,43 @@ def test_hub_source_fails_fast_offline(tmp_path):
     cfg = load_config(None, ["data.source=hf:imdb", f"data.data_dir={tmp_path}"])
     with pytest.raises(UserError, match="hub dataset 'imdb' could not be loaded"):
         TextDataModule(cfg.data).setup()
+
+
+def test_dataloader_workers_get_the_memory_mapped_ids_not_a_copy(tmp_path):
+    """The training split pickles (to DataLoader workers) as a file reference, and a worker
+    gives the same batches as the main process."""
+    import pickle
+
+    from textlstm.bench_scale import make_corpus
+
+    folder = make_corpus(20_000, seed=0, eval_size=500, data_dir=tmp_path, log=lambda *_: None)
+    cfg = load_config(None, [f"data.train_file={folder / 'train.jsonl'}", f"data.validation_file={folder / 'validation.jsonl'}",
+                             f"data.test_file={folder / 'test.jsonl'}", f"data.data_dir={tmp_path}", "data.num_proc=1"])
+    dm = TextDataModule(cfg.data)
+    dm.setup()
+    train = dm.splits["train"]
+    files = [f["filename"] for f in train.cache_files]
+    assert files and sum(Path(f).stat().st_size for f in files) > 1_000_000
+    assert len(pickle.dumps(train)) < 20_000  # a path, not the data
+    main = [b["ids"].tolist() for b in dm.loader("train")][:20]
+    dm.cfg.num_workers = 1
+    worker = [b["ids"].tolist() for b in dm.loader("train")][:20]
+    assert main == worker
+
+
+def test_arrow_encode_counts_and_lengths_equal_the_python_reference():
+    from textlstm.data.columns import count_tokens, iter_column, token_counts
+    from textlstm.data.datamodule import encode
+
+    rows = [{"tokens": ["the", "film", "the"], "label": "pos"}, {"tokens": [], "label": "neg"},
+            {"tokens": ["<pad>", "<unk>", "unseen", "film"], "label": "neg"}, {"tokens": ["a"] * 50, "label": "pos"}]
+    from datasets import Dataset
+
+    ds = Dataset.from_list(rows)
+    vocab = Vocab.from_counts(count_tokens(ds), min_freq=1)
+    assert vocab.itos == Vocab.build(iter_column(ds, "tokens")).itos
+    out = encode(ds, vocab, ["neg", "pos"], max_length=8)
+    assert [list(x) for x in out["ids"]] == [vocab.encode(r["tokens"], 8) for r in rows]
+    assert list(out["length"]) == [3, 0, 4, 8] and list(out["label_id"]) == [1, 0, 0, 1]
+    assert out[2]["ids"][:2] == [1, 1]  # literal "<pad>" and "<unk>" both read as <unk>, never padding
+    assert token_counts(ds).tolist() == [3, 0, 4, 50]

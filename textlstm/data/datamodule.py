@@ -14,7 +14,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 
 from textlstm.data.batching import BucketBatchSampler, collate
-from textlstm.data.columns import column_array, iter_column
+from textlstm.data.columns import column_array, count_tokens, iter_column, token_counts
 from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedded
 from textlstm.data.tokenize import fingerprint, tokenize_splits
 from textlstm.data.vocab import Vocab
@@ -40,24 +40,36 @@ def check_labels(dd: DatasetDict, labels: list[str], train_name: str = "train") 
 
 
 def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int) -> Dataset:
-    """tokens -> `ids` (int32, truncated to max_length), `length`, and `label_id` if labelled."""
-    index = {lab: i for i, lab in enumerate(labels or [])}
-    with_labels = labels is not None and "label" in ds.column_names
+    """tokens -> `ids` (int32, truncated to max_length), `length`, and `label_id` if labelled.
 
-    def fn(batch):
-        ids = [vocab.encode(t, max_length) for t in batch["tokens"]]
-        out = {"ids": ids, "length": [len(x) for x in ids]}
-        if with_labels:
-            out["label_id"] = [index[lab] for lab in batch["label"]]
-        return out
-
+    Vectorized in Arrow (a token's id is its position in the vocabulary, found by a hash
+    lookup in C++): about 10x faster than a Python loop over the tokens of millions of texts.
+    Same result as `vocab.encode`, which `tests/test_data.py` checks."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from datasets import Features, Sequence, Value
+
+    with_labels = labels is not None and "label" in ds.column_names
+    # <pad> (id 0) is left out of the lookup, so a literal "<pad>" in a text reads as <unk>
+    words = pa.array(vocab.itos[1:], type=pa.string())
+    label_set = pa.array(list(labels or []), type=pa.string())
+
+    def fn(table: pa.Table) -> pa.Table:
+        tokens = pc.list_slice(table["tokens"].combine_chunks(), 0, max_length)
+        lengths = pc.list_value_length(tokens).fill_null(0).cast(pa.int32())
+        position = pc.index_in(pc.list_flatten(tokens), value_set=words)
+        ids = pc.fill_null(pc.add(position, 1), 1).cast(pa.int32())  # not found -> 1 (<unk>)
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths.to_numpy(zero_copy_only=False))]), pa.int32())
+        out = {"ids": pa.ListArray.from_arrays(offsets, ids), "length": lengths}
+        if with_labels:
+            out["label_id"] = pc.index_in(table["label"], value_set=label_set).cast(pa.int32())
+        return pa.table(out)
 
     features = Features({"ids": Sequence(Value("int32")), "length": Value("int32"),
                          **({"label_id": Value("int32")} if with_labels else {})})
-    fp = fingerprint(ds._fingerprint, "encode", _digest(vocab.itos), _digest(labels), max_length, with_labels)
-    return ds.map(fn, batched=True, batch_size=2000, remove_columns=ds.column_names,
-                  features=features, new_fingerprint=fp, desc="encoding")
+    fp = fingerprint(ds._fingerprint, "encode-arrow", _digest(vocab.itos), _digest(labels), max_length, with_labels)
+    return ds.with_format("arrow").map(fn, batched=True, batch_size=20_000, remove_columns=ds.column_names,
+                                       features=features, new_fingerprint=fp, desc="encoding").with_format(None)
 
 
 class TextDataModule(L.LightningDataModule):
@@ -103,7 +115,7 @@ class TextDataModule(L.LightningDataModule):
                             "a classifier needs at least two.")
         check_labels(raw, self.labels, self._train_name)
         if self.vocab is None:
-            self.vocab = Vocab.build(iter_column(self.tokens["train"], "tokens"), c.min_freq, c.max_vocab_size)
+            self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq, c.max_vocab_size)
         self.timings["vocab"] = (t2 := time.perf_counter()) - t1
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
@@ -115,7 +127,7 @@ class TextDataModule(L.LightningDataModule):
         """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);
         validation/test keep theirs, every row there must be scored."""
         train = self.tokens["train"]
-        lengths = np.fromiter((len(t) for t in iter_column(train, "tokens")), dtype=np.int32, count=len(train))
+        lengths = token_counts(train)
         empty = int((lengths == 0).sum())
         if not empty:
             return

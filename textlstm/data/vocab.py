@@ -28,6 +28,11 @@ class Vocab:
         counts = Counter()
         for toks in token_lists:
             counts.update(toks)
+        return cls.from_counts(counts, min_freq, max_size)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None) -> Vocab:
+        counts = Counter(counts)
         counts.pop(PAD, None)
         counts.pop(UNK, None)
         # sorting by (-count, token) makes the ids independent of the order texts arrive in
