@@ -23,7 +23,7 @@ def column_array(ds: Dataset, name: str) -> np.ndarray:
     """A scalar column (lengths, label ids) as one numpy array, copied from Arrow (respects
     a `select`ed subset): 4 bytes per row for int32."""
     table = ds.select_columns([name]).with_format("arrow")[:]
-    return table.column(name).to_numpy()
+    return np.array(table.column(name).to_numpy())  # a writable copy (Arrow's view is read-only)
 
 
 def arrow_batches(ds: Dataset, name: str, batch_size: int = 100_000):
