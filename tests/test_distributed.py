@@ -108,3 +108,28 @@ def test_ddp_run_killed_then_resumed_equals_the_uninterrupted_run(small_csvs, tm
     assert comparable(run) == comparable(base)
     final, ref = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in (run, base))
     assert all(torch.equal(final[k], ref[k]) for k in ref)
+
+
+@pytest.mark.slow
+def test_ddp_training_from_a_stream(small_csvs, tmp_path):
+    """data.streaming=true under DDP: every rank forms the same batches, steps equally often."""
+    import random
+
+    head, *rows = (small_csvs / "train.csv").read_text().splitlines(keepends=True)
+    random.Random(0).shuffle(rows)
+    train = tmp_path / "train.csv"
+    train.write_text(head + "".join(rows))
+    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", f"data.train_file={train}",
+                             f"data.validation_file={small_csvs / 'validation.csv'}",
+                             f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+                             "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+                             "model.embedding.vectors=null", "wandb.mode=disabled", "name=ddp", "data.streaming=true",
+                             *TINY, *DDP)
+    assert code == 0, err[-3000:]
+    run = next((tmp_path / "ddp").iterdir())
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["data"]["train_size"] == 300 and m["train"]["epochs"] == 2
+    import torch
+
+    # 300 rows in batches of 16 = 19 batches an epoch, 10 per rank (one repeated), 2 epochs
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 20

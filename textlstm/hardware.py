@@ -29,3 +29,12 @@ def set_threads(n: int = 0) -> int:
         n = usable_cores()
     torch.set_num_threads(n)
     return n
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the world size under torch.distributed; (0, 1) without it."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

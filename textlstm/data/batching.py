@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from textlstm.hardware import rank_and_world
+
 
 def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
     lengths = torch.tensor([max(1, len(e["ids"])) for e in examples], dtype=torch.long)
@@ -140,11 +142,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     @staticmethod
     def _world() -> tuple[int, int]:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+        return rank_and_world()
 
     def batches(self) -> list[list[int]]:
         """This epoch's batches (this rank's share) as lists: for tests and small data."""

@@ -46,6 +46,7 @@ from textlstm.data.sources import (
 )
 from textlstm.data.tokenize import tokenize_texts
 from textlstm.errors import UserError
+from textlstm.hardware import rank_and_world
 
 BUCKET_FACTOR = 50  # batches per sorting window
 
@@ -154,11 +155,7 @@ class StreamBatches(torch.utils.data.IterableDataset):
 
     @staticmethod
     def _world() -> tuple[int, int]:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+        return rank_and_world()
 
     def __len__(self) -> int:
         if self.rows is None:

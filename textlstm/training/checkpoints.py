@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from textlstm.hardware import rank_and_world
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
@@ -49,16 +51,8 @@ class RNGState(L.Callback):
             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         }
 
-    @staticmethod
-    def _world() -> tuple[int, int]:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
-
     def state_dict(self) -> dict:
-        rank, world = self._world()
+        world = rank_and_world()[1]
         if world == 1:
             return self._local()
         import torch.distributed as dist
@@ -69,7 +63,7 @@ class RNGState(L.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         if "ranks" in state:  # a DDP checkpoint: this rank's own state (rank 0's if the world grew)
-            rank = self._world()[0]
+            rank = rank_and_world()[0]
             state = state["ranks"][rank if rank < len(state["ranks"]) else 0]
         torch.set_rng_state(state["torch"])
         v, inner, gauss = state["python"]
