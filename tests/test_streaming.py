@@ -1,6 +1,7 @@
 """data.streaming=true: the training split read as a `datasets` stream (IterableDataset)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,27 @@ def test_a_label_missing_from_the_sample_is_a_clear_error(small_csvs, tmp_path):
     assert code == 2 and "Traceback" not in err, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith("textlstm: error:") and "'weather'" in last and "data.streaming_sample" in last
+
+
+def test_a_hub_style_folder_streams_and_an_unknown_length_refuses_the_cosine_schedule(bbc_dir, tmp_path):
+    """`hf:<folder>` goes through the hub code path (load_dataset on a name) offline; a folder
+    has no split sizes, so the epoch length is unknown."""
+    import random
+
+    rows = [json.loads(x) for x in (bbc_dir / "train.jsonl").read_text().splitlines()]
+    random.Random(0).shuffle(rows)
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for split, part in (("train", rows[:300]), ("test", rows[300:360])):  # no validation split
+        (hub / f"{split}.jsonl").write_text("".join(json.dumps({"text": " ".join(r["text"].split()[:40]),
+                                                                "label": r["label"]}) + "\n" for r in part))
+    base = ["data.source=hf:" + str(hub), "data.streaming=true", f"data.data_dir={tmp_path / 'data'}",
+            f"run_root={tmp_path}", "model.embedding.vectors=null", "wandb.mode=disabled", "name=hub", *TINY,
+            "trainer.max_epochs=1"]
+    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *base)
+    assert code == 2 and "optim.scheduler=cosine" in err.strip().splitlines()[-1], err[-2000:]
+    assert not list(tmp_path.glob("hub/2*"))  # no run folder left behind
+    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *base, "optim.scheduler=plateau")
+    assert code == 0, err[-2000:]
+    m = json.loads((Path(out.split("run directory: ")[1].split()[0]) / "metrics.json").read_text())
+    assert m["data"]["train_size"] is None and m["data"]["validation_size"] > 0 and m["data"]["test_size"] == 60

@@ -121,12 +121,15 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
         return stream, evals, count_rows(train), []
     repo, _, subset = cfg.source[3:].partition(":")
     try:
-        streams = {s: load_dataset(repo, subset or None, split=hub, streaming=True)
-                   for s, hub in cfg.hf_splits.items() if s in SPLITS}
+        available = load_dataset(repo, subset or None, streaming=True)  # splits by name, nothing read yet
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UserError(f"hub dataset '{repo}' could not be streamed ({first}); check the name, the splits in "
-                        "data.hf_splits and your network.") from None
+        raise UserError(f"hub dataset '{repo}' could not be streamed ({first}); check the name and your "
+                        "network.") from None
+    streams = {s: available[hub] for s, hub in cfg.hf_splits.items() if s in SPLITS and hub in available}
+    if "train" not in streams:
+        raise UserError(f"hub dataset '{repo}' has no split '{cfg.hf_splits['train']}' (splits: "
+                        f"{', '.join(available)}); set data.hf_splits.train.")
     feat = (streams["train"].features or {}).get(cfg.label_field)
     names = list(feat.names) if feat is not None and hasattr(feat, "names") else []
     std = {s: _standard_stream(st, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'")

@@ -19,6 +19,10 @@ from torchmetrics.classification import (
 
 from textlstm.errors import UserError
 
+COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the training stream's length "
+                       "is unknown; use optim.scheduler=plateau or none, or set trainer.limit_train_batches to a "
+                       "number of batches.")
+
 
 def _summary_metrics(n: int) -> MetricCollection:
     return MetricCollection({
@@ -154,10 +158,9 @@ class LitTextClassifier(L.LightningModule):
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
         steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(steps):  # a stream of unknown length (data.streaming=true)
-            raise UserError("optim.scheduler=cosine needs the number of training steps, and the training stream's "
-                            "length is unknown; use optim.scheduler=plateau or none, or set "
-                            "trainer.limit_train_batches to a number of batches.")
+        # a stream of unknown length (data.streaming=true): Lightning says inf, or max_steps (-1)
+        if not math.isfinite(steps) or steps < 1:
+            raise UserError(COSINE_NEEDS_LENGTH)
         total = max(1, int(steps))
         warm = min(o["warmup_steps"], total - 1)
 

@@ -31,7 +31,7 @@ from textlstm.data.vocab import Vocab
 from textlstm.errors import UserError
 from textlstm.hardware import set_threads
 from textlstm.models.classifier import TextClassifier
-from textlstm.models.lit import LitTextClassifier
+from textlstm.models.lit import COSINE_NEEDS_LENGTH, LitTextClassifier
 from textlstm.predictor import Predictor, load_labels, read_state_dict
 from textlstm.tracking.dashboard import log_dashboard, predictions
 from textlstm.tracking.gates import log_gate_examples
@@ -156,6 +156,9 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=vocab, labels=labels)
     dm.prepare_data()
     dm.setup()
+    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming and dm.stats.get("train_size") is None
+            and cfg.trainer.limit_train_batches <= 1):
+        raise UserError(COSINE_NEEDS_LENGTH)  # before a run folder exists (LitTextClassifier checks too)
     model = build_model(cfg, len(dm.vocab), dm.labels,
                         class_weights(cfg, dm.labels, column_array(dm.splits["train"], "label_id")))
     if cfg.model.embedding.vectors:
