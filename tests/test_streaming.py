@@ -136,7 +136,8 @@ def test_streaming_trains_end_to_end_and_evaluates(small_csvs, tmp_path):
     assert json.loads(out)["confusion_matrix"] == m["test"]["confusion_matrix"]
 
 
-def test_a_label_missing_from_the_sample_is_a_clear_error(small_csvs, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_label_missing_from_the_sample_is_a_clear_error(small_csvs, tmp_path, workers):
     import csv
 
     rows = list(csv.reader(open(_shuffled(small_csvs, tmp_path))))
@@ -146,7 +147,7 @@ def test_a_label_missing_from_the_sample_is_a_clear_error(small_csvs, tmp_path):
         csv.writer(fh).writerows(rows)
     args = _stream_cfg(small_csvs, tmp_path, f"data.validation_file={small_csvs / 'validation.csv'}",
                        f"data.test_file={small_csvs / 'test.csv'}", "data.streaming_sample=50", "trainer.max_epochs=1",
-                       "wandb.mode=disabled")
+                       "wandb.mode=disabled", f"data.num_workers={workers}")  # raised in a worker process too
     args[0] = f"data.train_file={path}"
     code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *args)
     assert code == 2 and "Traceback" not in err, err[-2000:]

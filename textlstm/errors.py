@@ -9,3 +9,11 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+    def __init__(self, message: str = ""):
+        # raised in a DataLoader worker, torch re-raises it in the main process as
+        # UserError("Caught UserError in DataLoader worker process 0.\nOriginal Traceback ...");
+        # keep only the sentence the worker raised
+        if message.startswith("Caught UserError") and "UserError: " in message:
+            message = message.rsplit("UserError: ", 1)[1].strip()
+        super().__init__(message)
