@@ -37,7 +37,7 @@ def small_csvs(tmp_path_factory, bbc_dir):
     d = tmp_path_factory.mktemp("csv")
     for split, n in (("train", 300), ("validation", 60), ("test", 60)):
         lines = (bbc_dir / f"{split}.jsonl").read_text().splitlines()
-        rows = [json.loads(x) for x in lines[:: max(1, len(lines) // n)][:n]]  # files are grouped by label
+        rows = [json.loads(x) for x in lines[:: max(1, len(lines) // n)][:n]]
         with open(d / f"{split}.csv", "w", newline="") as fh:
             import csv
 

@@ -177,3 +177,19 @@ def test_a_hub_style_folder_streams_and_an_unknown_length_refuses_the_cosine_sch
     assert code == 0, err[-2000:]
     m = json.loads((Path(out.split("run directory: ")[1].split()[0]) / "metrics.json").read_text())
     assert m["data"]["train_size"] is None and m["data"]["validation_size"] > 0 and m["data"]["test_size"] == 60
+
+
+def test_a_stream_grouped_by_label_is_warned_about(small_csvs, tmp_path, caplog):
+    head, *rows = (small_csvs / "train.csv").read_text().splitlines(keepends=True)
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text(head + "".join(sorted(rows, key=lambda r: r.rsplit(",", 1)[1])))
+    args = _stream_cfg(small_csvs, tmp_path, "data.streaming_sample=300")
+    cfg = load_config(ROOT / "configs/bbc_news.yaml", [f"data.train_file={grouped}", *args[1:]])
+    with caplog.at_level("WARNING", logger="textlstm"):
+        StreamingDataModule(cfg.data, seed=1).setup()
+    assert "runs of one label" in caplog.text and "data.shuffle_buffer" in caplog.text
+    caplog.clear()
+    cfg = load_config(ROOT / "configs/bbc_news.yaml", args)  # the shuffled file: no warning
+    with caplog.at_level("WARNING", logger="textlstm"):
+        StreamingDataModule(cfg.data, seed=1).setup()
+    assert "runs of one label" not in caplog.text

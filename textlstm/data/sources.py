@@ -112,10 +112,17 @@ def read_tweets_sentiment() -> tuple[list[str], list[str]]:
 EMBEDDED = {"bbc_news": read_bbc_news, "tweets_sentiment": read_tweets_sentiment}
 
 
+# 2: rows in random order (fixed seed). The packages list texts grouped by label, and a
+# stream (data.streaming=true) only shuffles within a buffer, so a grouped file would feed
+# it batches of one label. Files of an older layout are rewritten.
+LAYOUT = "2"
+
+
 def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.1, seed=42) -> Path:
     """Write data/<name>/{train,validation,test}.jsonl once; later calls only return the folder."""
     out = Path(data_dir) / name
-    if all((out / f"{s}.jsonl").is_file() for s in SPLITS):
+    layout = out / "LAYOUT"
+    if all((out / f"{s}.jsonl").is_file() for s in SPLITS) and layout.is_file() and layout.read_text().strip() == LAYOUT:
         return out
     texts, labels = EMBEDDED[name]()
     # exact duplicates (about 100 in BBC) are kept once: a copy in train and one in test
@@ -129,12 +136,14 @@ def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.
     labels = [labels[i] for i in keep]
     idx = stratified_split(texts, labels, val_frac, test_frac, seed)
     out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
     for split in SPLITS:
         tmp = out / f".{split}.jsonl.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
-            for i in idx[split]:
+            for i in rng.permutation(idx[split]):
                 fh.write(json.dumps({"text": texts[i], "label": labels[i]}, ensure_ascii=False) + "\n")
         tmp.replace(out / f"{split}.jsonl")  # atomic: a half-written split is never read
+    layout.write_text(LAYOUT)
     return out
 
 

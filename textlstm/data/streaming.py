@@ -24,6 +24,7 @@ For sources larger than the local disk. What changes against the default (prepar
 
 from __future__ import annotations
 
+import logging
 import math
 from itertools import islice
 from pathlib import Path
@@ -49,6 +50,7 @@ from textlstm.errors import UserError
 from textlstm.hardware import rank_and_world
 
 BUCKET_FACTOR = 50  # batches per sorting window
+log = logging.getLogger("textlstm")
 
 
 # ---------------------------------------------------------------- opening the stream
@@ -207,6 +209,20 @@ class StreamBatches(torch.utils.data.IterableDataset):
                 yield spare
 
 
+def _warn_if_grouped(labels: list[str], buffer: int) -> None:
+    """A stream sorted or grouped by label cannot be shuffled within a buffer: say so early."""
+    n = len(labels)
+    if n < 100:
+        return
+    changes = sum(a != b for a, b in zip(labels, labels[1:], strict=False))
+    share = np.unique(labels, return_counts=True)[1] / n
+    expected = (n - 1) * (1 - float((share**2).sum()))  # label changes in a shuffled stream
+    if expected > 0 and changes < expected / 2:
+        log.warning("the first %d training rows come in runs of one label (%d label changes where a shuffled "
+                    "stream has about %d); streaming shuffles only within data.shuffle_buffer=%d rows, so shuffle "
+                    "the source first or raise data.shuffle_buffer", n, changes, expected, buffer)
+
+
 class _EpochLoader(DataLoader):
     """Tells the stream the trainer's epoch before each pass (Lightning only tells samplers)."""
 
@@ -236,6 +252,7 @@ class StreamingDataModule(TextDataModule):
         if empty:
             raise UserError(f"the first {len(sample)} training rows have {empty} empty label(s) in "
                             f"'{c.label_field}'; fill or drop them.")
+        _warn_if_grouped(sample["label"], c.shuffle_buffer)
         missing = [s for s in ("validation", "test") if s not in evals]
         train_sample = sample
         if missing:  # cut the missing splits from the sample; the stream skips those rows
