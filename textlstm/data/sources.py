@@ -161,17 +161,22 @@ def _builder_for(path: Path) -> str:
     raise UserError(f"data file {path} has an unknown format '{suffix}'; use .csv, .tsv, .jsonl, .json or .parquet.")
 
 
+def loader_for(path: Path) -> tuple[str, dict]:
+    """The `datasets` builder and its arguments for a local file, after checking it exists and
+    is not empty."""
+    if not path.is_file():
+        raise UserError(f"data file {path} does not exist; check the path in data.*_file or --data.")
+    if path.stat().st_size == 0:
+        raise UserError(f"data file {path} is empty; give a file with a header and rows.")
+    return _builder_for(path), ({"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {})
+
+
 def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
     """One local CSV / JSON Lines / Parquet file as a Dataset (through `datasets`' loaders)."""
     from datasets import load_dataset
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist; check the path in data.*_file or --data.")
-    if path.stat().st_size == 0:
-        raise UserError(f"data file {path} is empty; give a file with a header and rows.")
-    builder = _builder_for(path)
-    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    builder, kwargs = loader_for(path)
     try:
         ds = load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
     except Exception as e:  # the loaders raise many types; all mean "cannot read this file"

@@ -39,7 +39,7 @@ from textlstm.data.datamodule import TextDataModule
 from textlstm.data.sources import (
     EMBEDDED,
     SPLITS,
-    _builder_for,
+    loader_for,
     prepare_embedded,
     read_file,
     standardize,
@@ -110,12 +110,7 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
             files = {s: Path(cfg[f"{s}_file"]) for s in SPLITS if cfg.get(f"{s}_file")}
             text_field, label_field = cfg.text_field, cfg.label_field
         train = files["train"]
-        if not train.is_file():
-            raise UserError(f"data file {train} does not exist; check the path in data.train_file.")
-        if train.stat().st_size == 0:
-            raise UserError(f"data file {train} is empty; give a file with a header and rows.")
-        builder = _builder_for(train)
-        kwargs = {"delimiter": "\t"} if train.suffix.lower() == ".tsv" else {}
+        builder, kwargs = loader_for(train)
         stream = load_dataset(builder, data_files=str(train), split="train", streaming=True, **kwargs)
         stream = _standard_stream(stream, text_field, label_field, f"data file {train}")
         evals = {s: standardize(read_file(files[s]), text_field, label_field, f"data file {files[s]}")
