@@ -58,20 +58,18 @@ def test_ranks_and_workers_share_the_batches_evenly(monkeypatch):
 
     ds, vocab = _toy()
     stream = ds.to_iterable_dataset()
-    got = {}
+    batches = {}
     for rank in (0, 1):
         for worker in (0, 1):
             monkeypatch.setattr(StreamBatches, "_world", staticmethod(lambda r=rank: (r, 2)))
             monkeypatch.setattr(tud, "get_worker_info", lambda w=worker: type("W", (), {"id": w, "num_workers": 2}))
-            got[rank, worker] = _rows_of(_batches(stream, vocab)[1])
-    per_rank = {r: got[r, 0] + got[r, 1] for r in (0, 1)}
-    n_batches = -(-N // 8)
-    # the same number of steps on both ranks (one batch repeated on the rank that is short)
-    assert len(_batches(stream, vocab)[0]) == -(-n_batches // 2)
-    counts = [len(set(per_rank[r])) for r in (0, 1)]
-    assert sum(counts) == N and not set(per_rank[0]) & set(per_rank[1])  # disjoint, complete
-    steps = {r: -(-(len(per_rank[r])) // 8) for r in (0, 1)}
-    assert abs(steps[0] - steps[1]) <= 1
+            sb, batches[rank, worker] = _batches(stream, vocab)
+            assert len(sb) == 13  # ceil(ceil(203 / 8) / 2): what Lightning is told per rank
+    # the same number of steps on both ranks (26 batches: 13 each; one repeated where short)
+    steps = {r: len(batches[r, 0]) + len(batches[r, 1]) for r in (0, 1)}
+    assert steps == {0: 13, 1: 13}
+    rows = {r: set(_rows_of(batches[r, 0]) + _rows_of(batches[r, 1])) for r in (0, 1)}
+    assert not rows[0] & rows[1] and len(rows[0]) + len(rows[1]) == N  # disjoint and complete
 
 
 def test_count_rows(tmp_path):

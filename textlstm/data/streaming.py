@@ -39,6 +39,7 @@ from textlstm.data.datamodule import TextDataModule
 from textlstm.data.sources import (
     EMBEDDED,
     SPLITS,
+    cache_dir_for,
     loader_for,
     prepare_embedded,
     read_file,
@@ -113,7 +114,7 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
         builder, kwargs = loader_for(train)
         stream = load_dataset(builder, data_files=str(train), split="train", streaming=True, **kwargs)
         stream = _standard_stream(stream, text_field, label_field, f"data file {train}")
-        evals = {s: standardize(read_file(files[s]), text_field, label_field, f"data file {files[s]}")
+        evals = {s: standardize(read_file(files[s], cache_dir_for(cfg)), text_field, label_field, f"data file {files[s]}")
                  for s in ("validation", "test") if s in files}
         return stream, evals, count_rows(train), []
     repo, _, subset = cfg.source[3:].partition(":")
