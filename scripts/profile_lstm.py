@@ -38,9 +38,9 @@ def packed() -> None:
 
 
 def step(name: str) -> None:
-    from textlstm.bench import NaiveLSTMClassifier, Stepper, naive_loader
-    from textlstm.config import load_config
-    from textlstm.data.datamodule import TextDataModule
+    from textlstm.batches.datamodule import TextDataModule
+    from textlstm.commands.bench import NaiveLSTMClassifier, Stepper, naive_loader
+    from textlstm.core.config import load_config
     from textlstm.models.classifier import TextClassifier
 
     cfg = load_config(f"configs/{name}.yaml", [])

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from textlstm.data.tokenize import tokenize_texts
+from textlstm.tokens.tokenize import tokenize_texts
 
 path = sys.argv[1] if len(sys.argv) > 1 else "data/scale/4000000-seed0/train.jsonl"
 chunks = int(sys.argv[2]) if len(sys.argv) > 2 else 6

@@ -57,8 +57,8 @@ TINY = [
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, small_csvs):
     """A real training run (Trainer, wandb offline) on the CSV slice; returns its run dir."""
-    from textlstm.config import load_config
-    from textlstm.training.train import train
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
 
     root = tmp_path_factory.mktemp("runs")
     cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [

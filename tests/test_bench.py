@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
-from textlstm.bench import NaiveLSTMClassifier, lstm_gemms, naive_loader
-from textlstm.config import load_config
+from textlstm.commands.bench import NaiveLSTMClassifier, lstm_gemms, naive_loader
+from textlstm.core.config import load_config
 
 
 def test_lstm_gemm_flops_match_the_gate_equations():
@@ -74,7 +74,7 @@ def test_bench_scale_reports_memory_and_throughput_per_size(tmp_path):
         assert set(r["prepare_steps_seconds"]) == {"load", "tokenize", "vocab", "encode", "stats"}
     # the corpus is a function of (size, seed): written once, then reused
     first = (tmp_path / "scale" / "2000-seed0" / "train.jsonl").read_text()
-    from textlstm.bench_scale import _documents, _tweet_model
+    from textlstm.commands.bench_scale import _documents, _tweet_model
 
     again = list(_documents(_tweet_model(tmp_path), 2000, 0))
     assert [json.loads(x)["text"] for x in first.splitlines()] == [t for t, _ in again]

@@ -1,8 +1,8 @@
 import pytest
 
 from tests.conftest import ROOT
-from textlstm.config import load_config, parse_overrides
-from textlstm.errors import UserError
+from textlstm.core.config import load_config, parse_overrides
+from textlstm.core.errors import UserError
 
 
 def test_yaml_defaults_and_overrides():

@@ -5,13 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textlstm.config import load_config
-from textlstm.data.batching import BucketBatchSampler, collate
-from textlstm.data.datamodule import TextDataModule
+from textlstm.batches.collate import collate
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.batches.sampler import BucketBatchSampler
+from textlstm.core.config import load_config
+from textlstm.core.errors import UserError
 from textlstm.data.sources import SPLITS, read_bbc_news, read_tweets_sentiment, stratified_split
-from textlstm.data.tokenize import tokenize_dataset, tokenize_texts
-from textlstm.data.vocab import Vocab
-from textlstm.errors import UserError
+from textlstm.tokens.tokenize import tokenize_dataset, tokenize_texts
+from textlstm.tokens.vocab import Vocab
 
 
 def test_embedded_sets_are_real():
@@ -55,7 +56,7 @@ def test_spacy_tokenizer():
 def test_tokenization_is_cached(tmp_path, monkeypatch):
     from datasets import Dataset
 
-    import textlstm.data.tokenize as tk
+    import textlstm.tokens.tokenize as tk
 
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"text": f"text number {i}", "label": "a"}) + "\n" for i in range(50)))
@@ -176,7 +177,7 @@ def test_dataloader_workers_get_the_memory_mapped_ids_not_a_copy(tmp_path):
     gives the same batches as the main process."""
     import pickle
 
-    from textlstm.bench_scale import make_corpus
+    from textlstm.commands.bench_scale import make_corpus
 
     folder = make_corpus(20_000, seed=0, eval_size=500, data_dir=tmp_path, log=lambda *_: None)
     cfg = load_config(None, [f"data.train_file={folder / 'train.jsonl'}", f"data.validation_file={folder / 'validation.jsonl'}",
@@ -194,8 +195,8 @@ def test_dataloader_workers_get_the_memory_mapped_ids_not_a_copy(tmp_path):
 
 
 def test_arrow_encode_counts_and_lengths_equal_the_python_reference():
+    from textlstm.batches.datamodule import encode
     from textlstm.data.columns import count_tokens, iter_column, token_counts
-    from textlstm.data.datamodule import encode
 
     rows = [{"tokens": ["the", "film", "the"], "label": "pos"}, {"tokens": [], "label": "neg"},
             {"tokens": ["<pad>", "<unk>", "unseen", "film"], "label": "neg"}, {"tokens": ["a"] * 50, "label": "pos"}]

@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from textlstm.demo.sine import LitSine, SineLSTM, make_windows, run_sine_demo, split_indices
+from textlstm.commands.demo import LitSine, SineLSTM, make_windows, run_sine_demo, split_indices
 
 MSE_THRESHOLD = 0.25
 

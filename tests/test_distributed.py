@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT, TINY, run_cli
-from textlstm.data.batching import BucketBatchSampler
+from textlstm.batches.sampler import BucketBatchSampler
 
 DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.num_threads=1"]
 

@@ -3,7 +3,7 @@
 import torch
 
 from tests.conftest import run_cli
-from textlstm.predictor import load
+from textlstm.serving.loader import load
 from textlstm.tracking.gates import trace
 
 

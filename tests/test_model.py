@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textlstm.config import load_config
+from textlstm.core.config import load_config
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling

@@ -5,9 +5,9 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textlstm.data.batching import collate
-from textlstm.data.tokenize import tokenize_texts
-from textlstm.data.vocab import Vocab
+from textlstm.batches.collate import collate
+from textlstm.tokens.tokenize import tokenize_texts
+from textlstm.tokens.vocab import Vocab
 
 texts = st.lists(st.text(max_size=120) | st.sampled_from(["<pad>", "<unk>", " \t\n", "🙂🙂", "e\u0301", "\x00"]),
                  min_size=1, max_size=12)

@@ -8,9 +8,9 @@ import pytest
 from datasets import Dataset
 
 from tests.conftest import ROOT, TINY, run_cli
-from textlstm.config import load_config
-from textlstm.data.streaming import StreamBatches, StreamingDataModule, count_rows
-from textlstm.data.vocab import Vocab
+from textlstm.batches.streaming import StreamBatches, StreamingDataModule, count_rows
+from textlstm.core.config import load_config
+from textlstm.tokens.vocab import Vocab
 
 N = 203  # rows in the toy stream: not a multiple of the batch size
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, TINY, run_cli
-from textlstm.config import load_config
+from textlstm.commands.sweep import load_sweep
+from textlstm.core.config import load_config
 from textlstm.tracking.wandb_reader import summarize
-from textlstm.training.sweep import load_sweep
 
 pytestmark = pytest.mark.slow
 

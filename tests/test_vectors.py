@@ -1,7 +1,7 @@
 import numpy as np
 
-from textlstm.data.vectors import load_vectors
-from textlstm.data.vocab import Vocab
+from textlstm.tokens.vectors import load_vectors
+from textlstm.tokens.vocab import Vocab
 
 
 def test_builtin_glove():

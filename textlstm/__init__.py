@@ -9,8 +9,9 @@ __version__ = "0.1.0"
 
 
 def load(run_dir, overrides=None, which="best", device=None):
-    """Load a trained run (see textlstm.predictor.load); imported lazily to keep `import textlstm` fast."""
-    from textlstm.predictor import load as _load
+    """Load a trained run folder (textlstm.serving.loader.load); imported lazily to keep
+    `import textlstm` fast."""
+    from textlstm.serving.loader import load as _load
 
     return _load(run_dir, overrides, which, device)
 

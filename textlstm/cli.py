@@ -2,46 +2,21 @@
 bench-scale.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
-one line on stderr and exit code 2 (see textlstm.errors.UserError).
+one line on stderr and exit code 2 (see textlstm.core.errors.UserError).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import os
 import re
 import sys
-import warnings
-from pathlib import Path
 
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
+from textlstm.core.logs import quiet_everything
 
 OVERRIDE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+=")
-
-
-def _quiet() -> None:
-    """Keep the terminal for what matters: our lines and the progress bar."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("WANDB_SILENT", "true")
-    # a W&B service inherited from a parent process (wandb exports its address) would tie this
-    # run to it: a killed sibling's run id stays "in use" there and blocks `train --resume`
-    os.environ.pop("WANDB_SERVICE", None)
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-    # data.streaming: StreamBatches shares batches among workers itself, so its length is exact
-    warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "datasets", "wandb"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    import datasets
-
-    datasets.disable_progress_bars()
-    # its loaders log an ERROR line before raising; we turn the exception into one sentence
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
 
 
 def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
@@ -50,161 +25,76 @@ def _split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _config_help() -> str:
-    from omegaconf import OmegaConf
+    from textlstm.core.config import config_help
 
-    from textlstm.config import Config, schema_keys
+    return config_help()
 
-    base = OmegaConf.structured(Config)
-    lines = [f"  {k} = {OmegaConf.select(base, k)}" for k in schema_keys()]
-    return "config keys (override any as key=value):\n" + "\n".join(lines)
+
+def _is_rank_zero() -> bool:
+    """Under DDP every rank runs the verb; one prints."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
 
 
 def cmd_train(args) -> int:
-    from textlstm.config import load_config
-    from textlstm.training.train import train
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+    from textlstm.core.runfolder import CONFIG, require_run_dir
 
     if args.resume:
         if args.config:
             raise UserError("train takes --config or --resume, not both; a resumed run keeps its own config.")
-        run = Path(args.resume)
-        if not (run / "config.yaml").is_file():
-            raise UserError(f"cannot resume {run}: it is not a run directory (no config.yaml); "
-                            "pass a folder printed by `textlstm train`.")
-        cfg = load_config(run / "config.yaml", [*args.overrides, f"resume={run}"])
+        run = require_run_dir(args.resume, "resume")
+        cfg = load_config(run / CONFIG, [*args.overrides, f"resume={run}"])
     else:
         cfg = load_config(args.config, args.overrides)
     run_dir = train(cfg)
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    if rank_zero_only.rank != 0:  # a DDP worker: rank 0 reports
-        return 0
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    t = metrics["test"]
-    print(f"run directory: {run_dir}")
-    print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} loss={t['loss']:.4f}")
+    if _is_rank_zero():
+        t = json.loads((run_dir / "metrics.json").read_text())["test"]
+        print(f"run directory: {run_dir}")
+        print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} loss={t['loss']:.4f}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from textlstm.training.evaluate import evaluate
+    from textlstm.commands.evaluate import evaluate
 
     rest, overrides = _split_overrides(args.rest)
     if rest:
-        raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE and key=value overrides.")
+        raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE and key=value "
+                        "overrides.")
     report = evaluate(args.run, args.data, overrides)
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    if rank_zero_only.rank == 0:  # under DDP every rank has the synced numbers; one prints
+    if _is_rank_zero():
         print(json.dumps(report))
     return 0
 
 
-def _read_input_texts(path: Path, text_field: str):
-    """Texts from .txt (a line each), .csv/.tsv (column text_field) or .jsonl (key text_field)."""
-    if not path.is_file():
-        raise UserError(f"input file {path} does not exist; pass an existing .txt, .csv or .jsonl file.")
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        fh = open(path, encoding="utf-8", errors="replace", newline="")
-        reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-        if not reader.fieldnames or text_field not in reader.fieldnames:
-            fh.close()
-            raise UserError(f"input file {path} has no column '{text_field}' (columns: "
-                            f"{', '.join(reader.fieldnames or [])}); set data.text_field=<column>.")
-        with fh:
-            for row in reader:
-                yield row[text_field] or ""
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    raise UserError(f"input file {path} line {n} is not valid JSON; use one JSON object per line.") from None
-                value = obj.get(text_field) if isinstance(obj, dict) else obj
-                if not isinstance(value, str):
-                    raise UserError(f"input file {path} line {n}: '{text_field}' is not a string; "
-                                    f"give text in the '{text_field}' key.")
-                yield value
-    else:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                yield line.rstrip("\n")
-
-
 def cmd_predict(args) -> int:
-    from textlstm.predictor import load
+    from textlstm.commands.predict import predict
 
     texts, overrides = _split_overrides(args.rest)
-    if args.input and texts:
-        raise UserError("predict takes texts or --input, not both; choose one.")
-    if not args.input and not texts:
-        raise UserError("predict needs texts to label; pass them as arguments or with --input FILE.")
-    if args.output and Path(args.output).exists() and not args.overwrite:
-        raise UserError(f"output file {args.output} already exists; pass --overwrite to replace it or choose another name.")
-    pred = load(args.run, overrides)
-    source = _read_input_texts(Path(args.input), pred.cfg.data.text_field) if args.input else texts
-    if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(out.name + ".partial")
-        n = 0
-        from tqdm import tqdm
-
-        # streams: texts are read, labelled and written a chunk at a time (constant memory);
-        # the bar shows on a terminal only (stderr), never in pipes or logs
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh, tqdm(unit=" texts", disable=None, file=sys.stderr) as bar:
-                for text, row in _with_texts(source, pred):
-                    fh.write(json.dumps({"text": text, **row}, ensure_ascii=False) + "\n")
-                    n += 1
-                    bar.update()
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # never leave a half-written file that looks like output
-            raise
-        tmp.replace(out)  # the output appears whole or not at all
-        print(f"wrote {n} predictions to {out}", file=sys.stderr)
-    else:
-        for text, row in _with_texts(source, pred):
-            print(json.dumps({"text": text, **row}, ensure_ascii=False))
+    predict(args.run, texts, args.input, args.output, args.overwrite, overrides)
     return 0
 
 
-def _with_texts(texts, pred, chunk: int = 8192):
-    buf = []
-    for t in texts:
-        buf.append(t)
-        if len(buf) >= chunk:
-            yield from zip(buf, pred.predict(buf), strict=True)
-            buf = []
-    if buf:
-        yield from zip(buf, pred.predict(buf), strict=True)
-
-
 def cmd_prepare(args) -> int:
-    from textlstm.data.sources import EMBEDDED, prepare_embedded
+    from textlstm.data.sources import prepare
 
     for name in args.names:
-        if name not in EMBEDDED:
-            raise UserError(f"'{name}' is not an embedded data set; use one of {', '.join(EMBEDDED)}.")
-        folder = prepare_embedded(name, args.data_dir)
-        print(f"{name}: {folder}")
+        print(f"{name}: {prepare(name, args.data_dir)}")
     return 0
 
 
 def cmd_demo(args) -> int:
-    if args.name != "sine":
-        raise UserError(f"unknown demo '{args.name}'; the demos are: sine.")
-    from textlstm.demo.sine import run_sine_demo
+    from textlstm.commands.demo import run_demo
 
-    result = run_sine_demo(out=args.out, epochs=args.epochs, seed=args.seed, quiet=True)
-    print(json.dumps(result))
+    print(json.dumps(run_demo(args.name, out=args.out, epochs=args.epochs, seed=args.seed)))
     return 0
 
 
 def cmd_inspect(args) -> int:
-    from textlstm.tracking.gates import inspect_text
+    from textlstm.commands.inspect import inspect_text
 
     rest, overrides = _split_overrides(args.rest)
     if len(rest) != 1:
@@ -214,49 +104,18 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from textlstm.bench import DATASETS, run_bench
+    from textlstm.commands.bench import run_bench
 
-    for name in args.datasets:
-        if name not in DATASETS:
-            raise UserError(f"'{name}' is not a benchmark data set; use {' and/or '.join(DATASETS)}.")
-    if args.steps < 2:
-        raise UserError("--steps must be at least 2 (timed training steps per path).")
-    if args.epochs < 0:
-        raise UserError("--epochs must be 0 or more.")
     run_bench(args.datasets, args.steps, args.out, args.overrides, alternatives=not args.no_alternatives,
               epochs=args.epochs)
     return 0
 
 
-def _count(text: str) -> int:
-    """1000000, 1M, 500k -> an int."""
-    t = text.strip().lower()
-    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
-    try:
-        n = int(float(t[:-1] if mult > 1 else t) * mult)
-    except ValueError:
-        raise UserError(f"--sizes has '{text}', which is not a count; give e.g. 1M,2M,4M or 100000,200000.") from None
-    if n < 1000:
-        raise UserError(f"--sizes has {n}; use at least 1000 documents per size.")
-    return n
-
-
 def cmd_bench_scale(args) -> int:
-    from textlstm.bench_scale import run_scale
+    from textlstm.commands.bench_scale import parse_memory, parse_sizes, run_scale
 
-    sizes = [_count(x) for x in args.sizes.split(",") if x.strip()]
-    if len(sizes) < 2:
-        raise UserError("--sizes needs at least two sizes to compare, e.g. 1M,2M,4M.")
-    if args.steps < 1:
-        raise UserError("--steps must be at least 1.")
-    limit = None
-    if args.memory_limit:
-        mult = {"m": 1 << 20, "g": 1 << 30}.get(args.memory_limit[-1:].lower())
-        try:
-            limit = int(float(args.memory_limit[:-1]) * mult) if mult else int(args.memory_limit)
-        except ValueError:
-            raise UserError(f"--memory-limit is '{args.memory_limit}'; give bytes or e.g. 1500M, 1.5G.") from None
-    run_scale(sizes, args.steps, args.eval_size, args.seed, args.out, args.overrides, args.data_dir, limit)
+    run_scale(parse_sizes(args.sizes), args.steps, args.eval_size, args.seed, args.out, args.overrides,
+              args.data_dir, parse_memory(args.memory_limit))
     return 0
 
 
@@ -264,21 +123,18 @@ def cmd_report(args) -> int:
     from textlstm.tracking.report import compare_report, run_report
 
     if len(args.runs) == 1:
-        path = run_report(args.runs[0], args.out)
+        print(run_report(args.runs[0], args.out))
     else:
-        path = compare_report(args.runs, args.out or "report.html")
-    print(path)
+        print(compare_report(args.runs, args.out or "report.html"))
     return 0
 
 
 def cmd_sweep(args) -> int:
-    from textlstm.training.sweep import run_sweep
+    from textlstm.commands.sweep import run_sweep
 
-    if args.trials is not None and args.trials < 1:
-        raise UserError("--trials must be at least 1.")
     out = run_sweep(args.file, args.overrides, args.trials)
-    best = (out / "best.yaml")
     print(f"sweep results: {out}")
+    best = out / "best.yaml"
     if best.is_file():
         print(best.read_text(encoding="utf-8").splitlines()[0])
     return 0
@@ -382,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = []
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    _quiet()
+    quiet_everything()
     try:
         return args.func(args)
     except UserError as e:

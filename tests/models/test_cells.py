@@ -15,7 +15,8 @@ from textlstm.models.cells import (
     ReferenceLSTMCell,
     peephole_recurrence,
 )
-from textlstm.models.encoders import RNNEncoder, build_encoder
+from textlstm.models.classifier import build_encoder
+from textlstm.models.encoders import RNNEncoder
 
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 

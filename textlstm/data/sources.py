@@ -20,8 +20,11 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict
 
+from textlstm.core.errors import UserError
+from textlstm.core.io import atomic_write, write_text
 from textlstm.data.columns import iter_column
-from textlstm.errors import UserError
+from textlstm.data.formats import loader_for
+from textlstm.data.hub import check_train_split, open_hub
 
 SPLITS = ("train", "validation", "test")
 
@@ -118,6 +121,13 @@ EMBEDDED = {"bbc_news": read_bbc_news, "tweets_sentiment": read_tweets_sentiment
 LAYOUT = "2"
 
 
+def prepare(name: str, data_dir: str | Path) -> Path:
+    """`textlstm prepare NAME`: one embedded data set written under data_dir (if missing)."""
+    if name not in EMBEDDED:
+        raise UserError(f"'{name}' is not an embedded data set; use one of {', '.join(EMBEDDED)}.")
+    return prepare_embedded(name, data_dir)
+
+
 def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.1, seed=42) -> Path:
     """Write data/<name>/{train,validation,test}.jsonl once; later calls only return the folder."""
     out = Path(data_dir) / name
@@ -138,37 +148,14 @@ def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split in SPLITS:
-        tmp = out / f".{split}.jsonl.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_write(out / f"{split}.jsonl", suffix=f".tmp-{os.getpid()}") as fh:  # a half-written split is never read
             for i in rng.permutation(idx[split]):
                 fh.write(json.dumps({"text": texts[i], "label": labels[i]}, ensure_ascii=False) + "\n")
-        tmp.replace(out / f"{split}.jsonl")  # atomic: a half-written split is never read
-    layout.write_text(LAYOUT)
+    write_text(layout, LAYOUT)
     return out
 
 
 # ---------------------------------------------------------------- loading
-
-
-def _builder_for(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return "csv"
-    if suffix in (".json", ".jsonl", ".ndjson"):
-        return "json"
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    raise UserError(f"data file {path} has an unknown format '{suffix}'; use .csv, .tsv, .jsonl, .json or .parquet.")
-
-
-def loader_for(path: Path) -> tuple[str, dict]:
-    """The `datasets` builder and its arguments for a local file, after checking it exists and
-    is not empty."""
-    if not path.is_file():
-        raise UserError(f"data file {path} does not exist; check the path in data.*_file or --data.")
-    if path.stat().st_size == 0:
-        raise UserError(f"data file {path} is empty; give a file with a header and rows.")
-    return _builder_for(path), ({"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {})
 
 
 def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
@@ -244,24 +231,12 @@ def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed) -> Dataset
 
 def load_hub(name: str, cfg) -> dict[str, Dataset]:
     """`hf:<name>[:<config>]` from the Hugging Face hub (needs network, or a local hub cache)."""
-    from datasets import load_dataset
-
-    repo, _, subset = name[3:].partition(":")
-    try:
-        raw = load_dataset(repo, subset or None, cache_dir=cache_dir_for(cfg))
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-        hint = ("the hub is switched off (HF_*_OFFLINE=1)" if offline
-                else "check the name and your network, or download it and use data.source=files")
-        raise UserError(f"hub dataset '{repo}' could not be loaded ({first}); {hint}.") from None
+    raw = open_hub(name, cache_dir_for(cfg))
     out = {}
     for split, hub_split in cfg.hf_splits.items():
         if hub_split in raw:
             out[split] = raw[hub_split]
-    if "train" not in out:
-        raise UserError(f"hub dataset '{repo}' has no split '{cfg.hf_splits['train']}' "
-                        f"(splits: {', '.join(raw)}); set data.hf_splits.train.")
+    check_train_split(name, raw, cfg.hf_splits["train"])
     feat = (out["train"].features or {}).get(cfg.label_field)
     if feat is not None and hasattr(feat, "int2str"):
         # ClassLabel ids -> their names, so labels.json holds strings

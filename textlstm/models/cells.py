@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from textlstm.models.encoders import RNNEncoder, reverse_index, reverse_padded
+from textlstm.models.encoders import RNNEncoder
+from textlstm.models.masks import final_states, padding_mask, reverse_index, reverse_padded
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 GATES = ("i", "f", "g", "o", "c", "h")
@@ -43,20 +44,6 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def activation(a: str | Activation) -> Activation:
     return ACTIVATIONS[a] if isinstance(a, str) else a
-
-
-def padding_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
-    t = torch.arange(T, device=lengths.device).unsqueeze(0)  # (1, T)
-    return (t < lengths.unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
-
-
-def final_states(out: torch.Tensor, lengths: torch.Tensor, num_directions: int) -> torch.Tensor:
-    """Forward state at each text's last real step ⊕ backward state at step 0, as RNNEncoder."""
-    last = out[torch.arange(out.size(0), device=out.device), lengths - 1]  # (B, D)
-    if num_directions == 1:
-        return last
-    H = out.size(-1) // 2
-    return torch.cat([last[:, :H], out[:, 0, H:]], dim=-1)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -155,7 +142,7 @@ class ReferenceLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, record: bool = False):
         B, T, _ = x.shape
-        mask = padding_mask(lengths, T)  # (B, T, 1)
+        mask = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         rev = reverse_index(lengths, T)  # (B, T)
         recorded: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
         h = x
@@ -328,7 +315,7 @@ class PeepholeEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, _ = x.shape
-        mask = padding_mask(lengths, T)  # (B, T, 1)
+        mask = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         rev = reverse_index(lengths, T)  # (B, T)
         h = x
         for layer in range(self.num_layers):

@@ -5,8 +5,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from textlstm.models.encoders import build_encoder
+from textlstm.core.errors import UserError
+from textlstm.models.cells import PeepholeEncoder
+from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling
+
+# Bump when a change to the network makes an older checkpoint's weights mean something else
+# (new or renamed parameters, a different layout): runs and bundles store the version they were
+# trained with, and loading a different one is refused instead of silently mis-predicting.
+ARCH_VERSION = 1
+
+
+def build_encoder(input_size: int, cfg) -> nn.Module:
+    """`cfg` is the config's `model.encoder` section."""
+    if cfg.cell in ("lstm", "gru"):
+        return RNNEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout,
+                          cell=cfg.cell, impl=cfg.impl)
+    if cfg.cell == "peephole_lstm":
+        return PeepholeEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout)
+    raise ValueError(f"unknown cell {cfg.cell}")
 
 
 class TextClassifier(nn.Module):
@@ -41,3 +58,29 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(ids, lengths))  # (B, C) logits
+
+
+def arch_version_of(checkpoint: dict) -> int:
+    """The architecture version a checkpoint was trained with (runs from before versions were
+    stored are version 1)."""
+    return int((checkpoint.get("textlstm") or {}).get("arch_version", 1))
+
+
+def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int, cfg, where: str) -> TextClassifier:
+    """Rebuild the network from the config's `model` section and load a checkpoint's weights,
+    refusing one made for another architecture version or another vocabulary/label set."""
+    found = arch_version_of(checkpoint)
+    if found != ARCH_VERSION:
+        raise UserError(f"{where} was trained with model architecture version {found}, but this textlstm "
+                        f"builds version {ARCH_VERSION}; load it with the textlstm version that trained it, "
+                        "or retrain.")
+    state = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    net = TextClassifier(vocab_size, num_classes, cfg)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        detail = lines[1].strip()[:160] if len(lines) > 1 else "shape mismatch"
+        raise UserError(f"checkpoint in {where} does not match its vocab.json/labels.json/config.yaml "
+                        f"({detail}); keep the files of one run together.") from None
+    return net

@@ -23,17 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
-def reverse_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
-    """(B, T) index that reverses each row within its length and leaves padding in place."""
-    t = torch.arange(T, device=lengths.device).unsqueeze(0)  # (1, T)
-    L = lengths.unsqueeze(1)  # (B, 1)
-    return torch.where(t < L, L - 1 - t, t)
-
-
-def reverse_padded(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Gather x (B, T, H) along time with idx (B, T); idx is its own inverse."""
-    return x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+from textlstm.models.masks import final_states, padding_mask, reverse_index, reverse_padded
 
 
 class RNNEncoder(nn.Module):
@@ -82,11 +72,7 @@ class RNNEncoder(nn.Module):
         return out, self.final_states(out, lengths)
 
     def final_states(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        H = self.hidden_size
-        last = out[torch.arange(out.size(0), device=out.device), lengths - 1]  # (B, D)
-        if self.num_directions == 1:
-            return last
-        return torch.cat([last[:, :H], out[:, 0, H:]], dim=-1)
+        return final_states(out, lengths, self.num_directions)  # (B, D)
 
     def _weights(self, layer: int, reverse: bool) -> list[torch.Tensor]:
         sfx = f"l{layer}" + ("_reverse" if reverse else "")
@@ -103,7 +89,7 @@ class RNNEncoder(nn.Module):
 
     def _padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        mask = (torch.arange(T, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)  # (B, T, 1)
+        mask = padding_mask(lengths, T).unsqueeze(-1)  # (B, T, 1)
         rev = reverse_index(lengths, T) if self.num_directions == 2 else None
         h = x
         for layer in range(self.num_layers):
@@ -115,15 +101,3 @@ class RNNEncoder(nn.Module):
             h = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
             h = h * mask  # zero the states at padded positions, as pad_packed_sequence does
         return h
-
-
-def build_encoder(input_size: int, cfg) -> nn.Module:
-    """`cfg` is the config's `model.encoder` section."""
-    if cfg.cell in ("lstm", "gru"):
-        return RNNEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout,
-                          cell=cfg.cell, impl=cfg.impl)
-    if cfg.cell == "peephole_lstm":
-        from textlstm.models.cells import PeepholeEncoder
-
-        return PeepholeEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout)
-    raise ValueError(f"unknown cell {cfg.cell}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from textlstm.models.masks import padding_mask
+
 
 class Pooling(nn.Module):
     """`last`: the encoder's final states (forward last step ⊕ backward first step);
@@ -28,7 +30,7 @@ class Pooling(nn.Module):
         if self.mode == "last":
             return final
         T = states.size(1)
-        mask = torch.arange(T, device=states.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        mask = padding_mask(lengths, T)  # (B, T)
         if self.mode == "max":
             return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
         if self.mode == "mean":

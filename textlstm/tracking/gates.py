@@ -1,4 +1,4 @@
-"""`textlstm inspect`: replay one text through the seed's gate equations with a run's weights.
+"""The gate inspector: replay one text through the seed's gate equations with a run's weights.
 
 The trained encoder's weights are copied into `ReferenceLSTM` (models/cells.py), which
 computes i, f, g, o, c, h step by step and records them; its output is checked against the
@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import html as html_lib
-import io
 import warnings
 from pathlib import Path
 
 import torch
 
-from textlstm.data.tokenize import tokenize_texts
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
 from textlstm.models.cells import ReferenceLSTM
-from textlstm.predictor import Predictor, load
+from textlstm.models.predictor import Predictor
+from textlstm.tokens.tokenize import tokenize_texts
 
 PANELS = (("i", "input gate i"), ("f", "forget gate f"), ("o", "output gate o"), ("c", "|cell state c|"))
 
@@ -93,27 +92,13 @@ def draw(tr: dict):
     return fig
 
 
-def inspect_text(run_dir, text: str, out: str | None = "gates.png", html: str | None = None,
-                 overrides: list[str] | None = None) -> dict:
-    pred = load(run_dir, overrides, device="cpu")
-    tr = trace(pred, text)
-    fig = draw(tr)
-    if out:
-        fig.savefig(out, dpi=110)
-    if html:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        img = base64.b64encode(buf.getvalue()).decode()
-        Path(html).write_text(
-            "<!doctype html><html><head><meta charset='utf-8'><title>textlstm gates</title></head><body>"
+def gate_page(tr: dict, png: bytes, text: str) -> str:
+    """A self-contained HTML page: the text, the prediction and the gate figure inline."""
+    img = base64.b64encode(png).decode()
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>textlstm gates</title></head><body>"
             f"<h1>Gates for: {html_lib.escape(text[:200])}</h1>"
             f"<p>predicted <b>{html_lib.escape(tr['label'])}</b></p>"
-            f"<img alt='gate heatmaps' src='data:image/png;base64,{img}'></body></html>", encoding="utf-8")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return {"label": tr["label"], "probabilities": tr["probabilities"], "tokens": len(tr["tokens"]),
-            "max_abs_diff": tr["max_abs_diff"], "out": out, "html": html}
+            f"<img alt='gate heatmaps' src='data:image/png;base64,{img}'></body></html>")
 
 
 def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[str], out_dir: Path,

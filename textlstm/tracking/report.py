@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
+from textlstm.core.io import write_text
 
 
 def resolve_mode(cfg_mode: str) -> str:
@@ -51,6 +52,18 @@ def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
         config=OmegaConf.to_container(cfg, resolve=True),
         settings={"console": "off", "disable_git": True, "x_disable_stats": True},
     )
+
+
+def start_wandb(cfg, run_dir: Path):
+    """The run's WandbLogger (None when disabled). A resumed run continues the W&B run whose id
+    the run folder keeps in `wandb_id`."""
+    id_file = run_dir / "wandb_id"
+    wb = make_wandb_logger(cfg, run_dir, id_file.read_text().strip() if id_file.is_file() else None)
+    if wb is not None:
+        write_text(id_file, wb.experiment.id)
+        wb.experiment.define_metric("val/f1_macro", summary="max")
+        wb.experiment.define_metric("val/loss", summary="min")
+    return wb
 
 
 def _has_netrc_key() -> bool:

@@ -1,16 +1,14 @@
 """Checkpoints that survive a kill, and the state a resumed run needs to continue exactly.
 
-- `AtomicCheckpointIO`: write `<name>.tmp` beside the target, fsync, then rename. A kill at
+- `AtomicCheckpointIO`: write a temporary file beside the target, fsync, then rename. A kill at
   any moment leaves the previous checkpoint or the new one, never half a file. (Lightning's
   own writer stages in the system temp dir and moves across file systems by copying.)
 - `RNGState`: the Python, NumPy and torch generators go into every checkpoint and come back
   on resume, so dropout draws after a resume are the ones the uninterrupted run made.
-- `latest_checkpoint`: the newer of the epoch-end `last.ckpt` and the step-interval `step.ckpt`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -19,19 +17,16 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from textlstm.hardware import rank_and_world
+from textlstm.core.hardware import rank_and_world
+from textlstm.core.io import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_write(path, "wb", fsync=True) as fh:
             torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
 
 class RNGState(L.Callback):
@@ -70,8 +65,3 @@ class RNGState(L.Callback):
         random.setstate((v, tuple(inner), gauss))
         name, keys, *rest = state["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-
-
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    found = [p for p in (ckpt_dir / "last.ckpt", ckpt_dir / "step.ckpt") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None

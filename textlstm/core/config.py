@@ -21,7 +21,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
 
 EMBEDDED_SOURCES = ("bbc_news", "tweets_sentiment")
 CELLS = ("lstm", "gru", "peephole_lstm")
@@ -57,7 +57,7 @@ class DataConfig:
     num_workers: int = 0
     num_proc: int = 0               # tokenization processes; 0 = the cores this process may use
     # read the training split as a stream (datasets IterableDataset) instead of preparing it on
-    # disk: for corpora larger than the disk. Limits: textlstm/data/streaming.py and README.
+    # disk: for corpora larger than the disk. Limits: textlstm/batches/streaming.py and README.
     streaming: bool = False
     streaming_sample: int = 100000  # first training rows the vocabulary and labels are built from
     shuffle_buffer: int = 10000     # streaming: examples shuffled together (no global shuffle)
@@ -306,6 +306,17 @@ def validate(cfg: DictConfig) -> None:
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
 
 
+def preset_path(name: str) -> Path:
+    """A shipped config by name (`bbc_news`, `tweets_sentiment`, `sweeps/bbc_news`): read from
+    the installed package, so benchmarks work from a wheel as from a checkout."""
+    from importlib import resources
+
+    path = Path(str(resources.files("textlstm") / "configs" / f"{name}.yaml"))
+    if not path.is_file():
+        raise UserError(f"no shipped config named '{name}'; pass a config file path instead.")
+    return path
+
+
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
@@ -314,3 +325,10 @@ def schema_keys() -> list[str]:
     """Every leaf key with its default, for `--help`."""
     base = OmegaConf.structured(Config)
     return [k for k in _all_keys(base) if not isinstance(OmegaConf.select(base, k), DictConfig)]
+
+
+def config_help() -> str:
+    """The epilog of `textlstm train --help`: every key with its default."""
+    base = OmegaConf.structured(Config)
+    lines = [f"  {k} = {OmegaConf.select(base, k)}" for k in schema_keys()]
+    return "config keys (override any as key=value):\n" + "\n".join(lines)

@@ -7,19 +7,19 @@ from pathlib import Path
 import lightning as L
 from datasets import DatasetDict
 
-from textlstm.data.datamodule import check_labels, encode
+from textlstm.batches import make_datamodule
+from textlstm.batches.datamodule import check_labels, encode
+from textlstm.core.hardware import set_threads
+from textlstm.core.logs import quiet_libraries
 from textlstm.data.sources import read_file, standardize
-from textlstm.data.streaming import make_datamodule
-from textlstm.data.tokenize import tokenize_dataset
-from textlstm.hardware import set_threads
-from textlstm.models.lit import LitTextClassifier
-from textlstm.predictor import load
-from textlstm.training.train import quiet_lightning
+from textlstm.serving.loader import load
+from textlstm.tokens.tokenize import tokenize_dataset
+from textlstm.training.module import LitTextClassifier
 
 
 def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[str] | None = None) -> dict:
     """Returns a dict shaped like metrics.json's "test" entry."""
-    quiet_lightning()
+    quiet_libraries()
     pred = load(run_dir, overrides, device="cpu")
     cfg = pred.cfg
     set_threads(cfg.trainer.num_threads)

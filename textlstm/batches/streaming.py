@@ -34,45 +34,28 @@ import torch
 from datasets import Dataset, DatasetDict, IterableDataset
 from torch.utils.data import DataLoader
 
-from textlstm.data.batching import collate
-from textlstm.data.datamodule import TextDataModule
+from textlstm.batches.collate import collate
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.errors import UserError
+from textlstm.core.hardware import rank_and_world
+from textlstm.data.formats import count_rows, loader_for
+from textlstm.data.hub import check_train_split, open_hub
 from textlstm.data.sources import (
     EMBEDDED,
     SPLITS,
     cache_dir_for,
-    loader_for,
     prepare_embedded,
     read_file,
     standardize,
     stratified_split,
 )
-from textlstm.data.tokenize import tokenize_texts
-from textlstm.errors import UserError
-from textlstm.hardware import rank_and_world
+from textlstm.tokens.tokenize import tokenize_texts
 
 BUCKET_FACTOR = 50  # batches per sorting window
 log = logging.getLogger("textlstm")
 
 
 # ---------------------------------------------------------------- opening the stream
-
-
-def count_rows(path: Path) -> int | None:
-    """Rows of a local file without reading it into memory (None for a JSON array)."""
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return pq.ParquetFile(path).metadata.num_rows
-    if suffix == ".json":
-        return None
-    lines, last = 0, b"\n"
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    lines += last != b"\n"
-    return lines - (suffix in (".csv", ".tsv"))  # header
 
 
 def _standard_stream(stream: IterableDataset, text_field: str, label_field: str, where: str) -> IterableDataset:
@@ -117,17 +100,9 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
         evals = {s: standardize(read_file(files[s], cache_dir_for(cfg)), text_field, label_field, f"data file {files[s]}")
                  for s in ("validation", "test") if s in files}
         return stream, evals, count_rows(train), []
-    repo, _, subset = cfg.source[3:].partition(":")
-    try:
-        available = load_dataset(repo, subset or None, streaming=True)  # splits by name, nothing read yet
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UserError(f"hub dataset '{repo}' could not be streamed ({first}); check the name and your "
-                        "network.") from None
+    available = open_hub(cfg.source, streaming=True)  # splits by name, nothing read yet
+    check_train_split(cfg.source, available, cfg.hf_splits["train"])
     streams = {s: available[hub] for s, hub in cfg.hf_splits.items() if s in SPLITS and hub in available}
-    if "train" not in streams:
-        raise UserError(f"hub dataset '{repo}' has no split '{cfg.hf_splits['train']}' (splits: "
-                        f"{', '.join(available)}); set data.hf_splits.train.")
     feat = (streams["train"].features or {}).get(cfg.label_field)
     names = list(feat.names) if feat is not None and hasattr(feat, "names") else []
     std = {s: _standard_stream(st, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'")
@@ -281,8 +256,3 @@ class StreamingDataModule(TextDataModule):
         # no persistent workers: each pass must pick up the new epoch
         return _EpochLoader(self.stream, epoch_of, num_workers=self.cfg.num_workers,
                             pin_memory=torch.cuda.is_available())
-
-
-def make_datamodule(cfg, seed: int, vocab=None, labels=None) -> TextDataModule:
-    cls = StreamingDataModule if cfg.streaming else TextDataModule
-    return cls(cfg, seed=seed, vocab=vocab, labels=labels)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from textlstm.config import load_config, to_yaml
-from textlstm.errors import UserError
+from textlstm.core.config import load_config, to_yaml
+from textlstm.core.errors import UserError
 
 log = logging.getLogger("textlstm")
 
@@ -84,6 +84,8 @@ def _suggest(trial, key: str, space: dict):
 
 
 def run_sweep(path: str | Path, overrides: list[str], trials: int | None = None) -> Path:
+    if trials is not None and trials < 1:
+        raise UserError("--trials must be at least 1.")
     spec = load_sweep(path)
     n = trials or spec["trials"]
     probe = load_config(spec["base"], overrides)
@@ -103,7 +105,7 @@ def _trial_config(spec: dict, overrides: list[str], params: dict, index: int, gr
 def _optuna_sweep(spec: dict, overrides: list[str], n: int, probe) -> Path:
     import optuna
 
-    from textlstm.training.train import train
+    from textlstm.commands.train import train
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     key, direction = METRICS[spec["metric"]]
@@ -156,7 +158,7 @@ def _wandb_sweep(spec: dict, overrides: list[str], n: int) -> Path:
     """The same search as a W&B sweep; each agent call trains one trial with the sampled keys."""
     import wandb
 
-    from textlstm.training.train import train
+    from textlstm.commands.train import train
 
     def dist(space: dict) -> dict:
         if "choices" in space:

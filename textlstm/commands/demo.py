@@ -1,6 +1,6 @@
 """Sine-wave regression demo (seed notes §4): a 2-layer LSTM predicts the next value of y = sin(x).
 
-    from textlstm.demo.sine import run_sine_demo
+    from textlstm.commands.demo import run_sine_demo
     run_sine_demo("sine.png")   # -> {"test_mse": ..., "baseline_mse": ..., "plot": "sine.png", ...}
 
 The setup is the seed's, reproduced as is: x = linspace(0, 1000, 1000) steps ~1.0 rad, so the
@@ -10,7 +10,6 @@ it, because the next value is a fixed function of the last two (sin(x+h) = 2cos(
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 import warnings
@@ -21,6 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+from textlstm.core.errors import UserError
+from textlstm.core.logs import quiet_libraries
 
 
 def make_windows(n_points: int = 1000, window: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +156,7 @@ def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42
     """Train the seed's sine LSTM with a Lightning Trainer on CPU; optionally write a plot to `out`."""
     t0 = time.perf_counter()
     if quiet:
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_libraries()
     L.seed_everything(seed, workers=True, verbose=not quiet)
 
     X, y = make_windows(window=window)
@@ -198,3 +199,10 @@ def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42
 
 if __name__ == "__main__":
     print(run_sine_demo("sine_demo.png", quiet=False))
+
+
+def run_demo(name: str, out: str | Path | None = None, epochs: int = 5, seed: int = 42) -> dict:
+    """`textlstm demo NAME`: the seed notes' demos by name (today: sine)."""
+    if name != "sine":
+        raise UserError(f"unknown demo '{name}'; the demos are: sine.")
+    return run_sine_demo(out=out, epochs=epochs, seed=seed, quiet=True)

@@ -33,16 +33,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from textlstm.config import load_config
-from textlstm.data.datamodule import TextDataModule
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.config import load_config, preset_path
+from textlstm.core.errors import UserError
+from textlstm.core.hardware import set_threads, usable_cores
+from textlstm.core.logs import quiet_libraries
 from textlstm.data.sources import SPLITS, read_file
-from textlstm.data.tokenize import tokenize_dataset
-from textlstm.data.vectors import load_vectors
-from textlstm.errors import UserError
-from textlstm.hardware import set_threads, usable_cores
 from textlstm.models.classifier import TextClassifier
-from textlstm.predictor import Predictor
-from textlstm.training.train import quiet_lightning
+from textlstm.models.predictor import Predictor
+from textlstm.tokens.tokenize import tokenize_dataset
+from textlstm.tokens.vectors import load_vectors
 
 DATASETS = ("bbc_news", "tweets_sentiment")
 
@@ -258,10 +258,7 @@ def inference_timing(net: TextClassifier, dm: TextDataModule, cfg, batch_size: i
 
 # ---------------------------------------------------------------- one data set
 def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: bool, epochs: int, log) -> dict:
-    path = Path("configs") / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"{path} not found; run the benchmark from the project root (make bench).")
-    cfg = load_config(path, overrides)
+    cfg = load_config(preset_path(name), overrides)
     threads = set_threads(cfg.trainer.num_threads)
     torch.manual_seed(cfg.seed)
     dm = TextDataModule(cfg.data, seed=cfg.seed)
@@ -385,7 +382,14 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
 
 def run_bench(datasets: list[str], steps: int, out: str | Path, overrides: list[str], alternatives: bool = True,
               epochs: int = 0, log=print) -> dict:
-    quiet_lightning()
+    for name in datasets:
+        if name not in DATASETS:
+            raise UserError(f"'{name}' is not a benchmark data set; use {' and/or '.join(DATASETS)}.")
+    if steps < 2:
+        raise UserError("--steps must be at least 2 (timed training steps per path).")
+    if epochs < 0:
+        raise UserError("--epochs must be 0 or more.")
+    quiet_libraries()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from datasets.utils.logging import disable_progress_bar
 

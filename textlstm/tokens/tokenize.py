@@ -13,7 +13,7 @@ from functools import lru_cache
 import spacy
 from datasets import Dataset, DatasetDict
 
-from textlstm.hardware import usable_cores
+from textlstm.core.hardware import usable_cores
 
 # bump when the tokenization code below changes what it produces
 TOKENIZER_VERSION = "1"

@@ -13,12 +13,13 @@ import torch
 from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 
-from textlstm.data.batching import BucketBatchSampler, collate
+from textlstm.batches.collate import collate
+from textlstm.batches.sampler import BucketBatchSampler
+from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, count_tokens, iter_column, token_counts
 from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedded
-from textlstm.data.tokenize import fingerprint, tokenize_splits
-from textlstm.data.vocab import Vocab
-from textlstm.errors import UserError
+from textlstm.tokens.tokenize import fingerprint, tokenize_splits
+from textlstm.tokens.vocab import Vocab
 
 log = logging.getLogger("textlstm")
 

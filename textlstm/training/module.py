@@ -17,7 +17,9 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from textlstm.errors import UserError
+from textlstm import __version__
+from textlstm.core.errors import UserError
+from textlstm.models.classifier import ARCH_VERSION
 
 COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the training stream's length "
                        "is unknown; use optim.scheduler=plateau or none, or set trainer.limit_train_batches to a "
@@ -66,6 +68,10 @@ class LitTextClassifier(L.LightningModule):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(ids, lengths)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # what the weights mean: loaders refuse a checkpoint from another architecture version
+        checkpoint["textlstm"] = {"arch_version": ARCH_VERSION, "version": __version__}
 
     def _step(self, batch):
         logits = self(batch["ids"], batch["lengths"])  # (B, C)

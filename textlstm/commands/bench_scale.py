@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from textlstm.core.errors import UserError
+
 CHUNK = 100_000  # documents generated per random stream: the corpus does not depend on memory
 
 
@@ -43,7 +44,7 @@ CHUNK = 100_000  # documents generated per random stream: the corpus does not de
 def _tweet_model(data_dir: str | Path) -> dict:
     """Per label: share, token list with probabilities, observed token counts (tweets train split)."""
     from textlstm.data.sources import prepare_embedded
-    from textlstm.data.tokenize import tokenize_texts
+    from textlstm.tokens.tokenize import tokenize_texts
 
     folder = prepare_embedded("tweets_sentiment", data_dir)
     rows = [json.loads(line) for line in (folder / "train.jsonl").open(encoding="utf-8")]
@@ -137,16 +138,16 @@ class MemorySampler(threading.Thread):
 
 def measure_one(folder: Path, steps: int, overrides: list[str]) -> dict:
     """Prepare `folder` cold and train `steps` batches; memory and timings of this process."""
-    from textlstm.config import load_config
+    from textlstm.batches.datamodule import TextDataModule
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config, preset_path
     from textlstm.data.columns import column_array
-    from textlstm.data.datamodule import TextDataModule
-    from textlstm.training.train import train
 
     sampler = MemorySampler()
     sampler.start()
     work = Path(tempfile.mkdtemp(prefix="textlstm-scale-"))
     try:
-        cfg = load_config(ROOT / "configs" / "tweets_sentiment.yaml", [
+        cfg = load_config(preset_path("tweets_sentiment"), [
             "data.source=files", f"data.train_file={folder / 'train.jsonl'}",
             f"data.validation_file={folder / 'validation.jsonl'}", f"data.test_file={folder / 'test.jsonl'}",
             f"data.data_dir={work / 'data'}", f"run_root={work / 'runs'}", "name=scale", "wandb.mode=disabled",
@@ -207,7 +208,6 @@ class MemoryCap:
         self.dir, self.v2 = self._create()
 
     def _create(self) -> tuple[Path, bool]:
-        from textlstm.errors import UserError
 
         for line in Path("/proc/self/cgroup").read_text().splitlines():
             _, controllers, path = line.split(":", 2)
@@ -252,17 +252,50 @@ class MemoryCap:
 # ---------------------------------------------------------------- the benchmark
 
 
+def parse_sizes(text: str) -> list[int]:
+    """'1M,2M,4M' -> [1000000, 2000000, 4000000] (at least two sizes of at least 1000)."""
+    sizes = [_count(x) for x in text.split(",") if x.strip()]
+    if len(sizes) < 2:
+        raise UserError("--sizes needs at least two sizes to compare, e.g. 1M,2M,4M.")
+    return sizes
+
+
+def _count(text: str) -> int:
+    t = text.strip().lower()
+    mult = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        n = int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise UserError(f"--sizes has '{text}', which is not a count; give e.g. 1M,2M,4M or 100000,200000.") from None
+    if n < 1000:
+        raise UserError(f"--sizes has {n}; use at least 1000 documents per size.")
+    return n
+
+
+def parse_memory(text: str | None) -> int | None:
+    """'1.2G', '1500M' or bytes -> bytes; None stays None."""
+    if not text:
+        return None
+    mult = {"m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower())
+    try:
+        return int(float(text[:-1]) * mult) if mult else int(text)
+    except ValueError:
+        raise UserError(f"--memory-limit is '{text}'; give bytes or e.g. 1500M, 1.5G.") from None
+
+
 def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str | Path, overrides: list[str],
               data_dir: str | Path = "data", memory_limit: int | None = None, log=print) -> dict:
+    if steps < 1:
+        raise UserError("--steps must be at least 1.")
     results = {}
     for n in sizes:
         log(f"[{n:,} documents]")
         folder = make_corpus(n, seed, eval_size, data_dir, log)
-        cmd = [sys.executable, "-m", "textlstm.bench_scale", str(folder), str(steps), json.dumps(overrides)]
+        cmd = [sys.executable, "-m", "textlstm.commands.bench_scale", str(Path(folder).resolve()), str(steps), json.dumps(overrides)]
         cap = MemoryCap(memory_limit) if memory_limit else None
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=cap.join if cap else None,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"})
+            p = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap.join if cap else None,
+                               env={**os.environ, "WANDB_MODE": "disabled"})
             capped = cap.report() if cap else None
         finally:
             if cap:
@@ -333,8 +366,8 @@ def table(doc: dict) -> str:
 
 
 if __name__ == "__main__":  # the child process of run_scale: one size, JSON on the last line
-    from textlstm.cli import _quiet
+    from textlstm.core.logs import quiet_everything
 
-    _quiet()
+    quiet_everything()
     result = measure_one(Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]))
     print(json.dumps(result))
