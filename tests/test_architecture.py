@@ -1,0 +1,165 @@
+"""The package's shape: imports flow down the stages, dependencies are declared and true,
+runs made by an earlier version keep working, and a model of another architecture version is
+refused."""
+
+import ast
+import json
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, run_cli
+
+PKG = ROOT / "textlstm"
+# the data's way through the package; a module may import from its own stage or earlier ones
+STAGES = ["core", "data", "tokens", "batches", "models", "training", "tracking", "serving", "commands",
+          "cli"]
+OLD_RUN = Path(__file__).parent / "fixtures" / "run_made_by_0.1.0"
+
+
+def _stage(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "textlstm" or len(parts) == 1:
+        return None  # the package root (`__version__`, the lazy `load`) sits outside the stages
+    return STAGES.index(parts[1]) if parts[1] in STAGES else None
+
+
+def _imports() -> list[tuple[str, str]]:
+    """(importing module, imported textlstm module) for every import in the package, also the
+    ones inside functions."""
+    found = []
+    for path in PKG.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textlstm"):
+                found += [(module, f"{node.module}.{a.name}") if node.module == "textlstm.core"
+                          else (module, node.module) for a in node.names]
+            elif isinstance(node, ast.Import):
+                found += [(module, a.name) for a in node.names if a.name.startswith("textlstm")]
+    return found
+
+
+def test_every_module_sits_in_a_stage():
+    loose = [p.name for p in PKG.glob("*.py") if p.stem not in ("__init__", "__main__", "cli")]
+    assert loose == [], f"modules outside the stage folders: {loose}"
+    folders = sorted(p.name for p in PKG.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert folders == sorted(s for s in STAGES if s != "cli")
+
+
+def test_imports_only_flow_down_the_stages():
+    upward = [(a, b) for a, b in _imports()
+              if _stage(a) is not None and _stage(b) is not None and _stage(b) > _stage(a)]
+    assert upward == [], "imports that reach back up the stages:\n" + "\n".join(f"{a} -> {b}" for a, b in upward)
+
+
+def test_no_import_cycles_between_modules():
+    graph: dict[str, set[str]] = {}
+    for a, b in _imports():
+        graph.setdefault(a, set()).add(b)
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and not seen.add(nxt) and reaches(nxt, goal, seen)):
+                return True
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m, set()))
+    assert cycles == [], f"modules on an import cycle: {cycles}"
+
+
+def _declared() -> list:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [Requirement(d) for d in deps]
+
+
+def test_declared_dependency_bounds_hold_for_the_installed_versions():
+    for req in _declared():
+        installed = metadata.version(req.name)
+        assert req.specifier.contains(installed, prereleases=True), f"{req} but {installed} is installed"
+
+
+def test_every_third_party_import_is_declared():
+    declared = {r.name.lower().replace("_", "-") for r in _declared()} | {"textlstm"}
+    dists = metadata.packages_distributions()
+    missing = set()
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                     else [])
+            for name in names:
+                top = name.split(".")[0]
+                for dist in dists.get(top, []):
+                    if dist.lower().replace("_", "-") not in declared:
+                        missing.add(f"{top} ({dist}) in {path.relative_to(ROOT)}")
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
+
+
+def test_shipped_configs_resolve_from_the_package():
+    from textlstm.core.config import load_config, preset_path
+
+    for name in ("bbc_news", "tweets_sentiment", "sweeps/bbc_news"):
+        assert preset_path(name).is_file()
+    assert load_config(preset_path("tweets_sentiment")).data.source == "tweets_sentiment"
+
+
+# ---------------------------------------------------------------- runs made before a change
+
+
+@pytest.fixture
+def old_run(tmp_path):
+    run = tmp_path / "old_run"
+    shutil.copytree(OLD_RUN, run)
+    return run
+
+
+def test_a_run_made_by_an_earlier_version_predicts_as_it_did(old_run):
+    import textlstm
+
+    expected = [json.loads(x) for x in (OLD_RUN / "expected_predictions.jsonl").read_text().splitlines()]
+    got = textlstm.load(old_run).predict([e["text"] for e in expected])
+    for e, g in zip(expected, got, strict=True):
+        assert g["label"] == e["label"]
+        for label, p in e["probabilities"].items():
+            assert g["probabilities"][label] == pytest.approx(p, abs=2e-6)
+
+
+def test_a_run_made_by_an_earlier_version_evaluates_and_reports(old_run, tmp_path):
+    code, out, err = run_cli("evaluate", old_run, "--data", old_run / "test.csv", f"data.data_dir={tmp_path / 'd'}")
+    assert code == 0, err
+    expected = json.loads((OLD_RUN / "expected_evaluate.json").read_text())
+    got = json.loads(out)
+    assert got["accuracy"] == pytest.approx(expected["accuracy"])
+    assert got["confusion_matrix"] == expected["confusion_matrix"]
+    code, out, err = run_cli("report", old_run)
+    assert code == 0, err
+    assert out.strip() == str(old_run / "report.html") and "metrics" in (old_run / "report.html").read_text()
+
+
+def test_a_checkpoint_of_another_architecture_version_is_refused(old_run):
+    ckpt_path = old_run / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    from textlstm.models.classifier import ARCH_VERSION, arch_version_of
+
+    assert arch_version_of(ckpt) == 1  # made before versions were stored: version 1
+    ckpt["textlstm"] = {"arch_version": ARCH_VERSION + 1}
+    torch.save(ckpt, ckpt_path)
+    code, out, err = run_cli("predict", old_run, "a text")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and f"architecture version {ARCH_VERSION + 1}" in err and "retrain" in err
+
+
+def test_new_checkpoints_store_the_architecture_version(tiny_run):
+    from textlstm import __version__
+    from textlstm.models.classifier import ARCH_VERSION
+
+    for name in ("best", "last"):
+        ckpt = torch.load(tiny_run / "checkpoints" / f"{name}.ckpt", map_location="cpu", weights_only=True)
+        assert ckpt["textlstm"] == {"arch_version": ARCH_VERSION, "version": __version__}
