@@ -53,3 +53,45 @@ def test_override_syntax():
     assert parse_overrides(["a.b=[1,2]", "x.y=null"]) == [("a.b", [1, 2]), ("x.y", None)]
     with pytest.raises(UserError):
         parse_overrides(["novalue"])
+
+
+def _help_blocks(text: str) -> dict[str, tuple[str, str]]:
+    """`  key = default` lines of `textlstm train --help`, each with its wrapped help joined."""
+    blocks, key = {}, None
+    for line in text.splitlines():
+        if line.startswith("      ") and key:
+            default, words = blocks[key]
+            blocks[key] = (default, f"{words} {line.strip()}".strip())
+        elif line.startswith("  ") and " = " in line and not line.startswith("   "):
+            key, default = line.strip().split(" = ", 1)
+            blocks[key] = (default, "")
+        else:
+            key = None
+    return blocks
+
+
+def test_every_key_is_documented_in_train_help(capsys):
+    from textlstm.cli import main
+    from textlstm.core.config import key_help, schema_keys
+
+    helps = key_help()
+    keys = [*schema_keys(), "data.hf_splits"]  # hf_splits is a mapping, so schema_keys skips it
+    undocumented = [k for k in keys if not helps.get(k, "").strip()]
+    assert not undocumented, f"config keys without a help text: {undocumented}"
+    assert set(helps) >= set(keys)
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    blocks = _help_blocks(out)
+    for key in keys:
+        assert key in blocks, f"{key} missing from `textlstm train --help`"
+        default, text = blocks[key]
+        assert text == " ".join(helps[key].split()), f"{key}'s help is missing or garbled"
+    assert blocks["data.max_length"][0] == "400" and blocks["data.train_file"][0] == "null"
+    # the sections say what they are about, and the help fits a 100-column terminal
+    for section in ("data", "model", "model.encoder", "trainer", "wandb"):
+        assert helps[section].strip() and f"\n{section}: {helps[section]}" in out
+    epilog = out[out.index("config keys"):]
+    assert max(len(line) for line in epilog.splitlines()) <= 100
