@@ -1,7 +1,7 @@
 """Profiles behind README "Performance" (torch.profiler, 2 threads). Run from the project root:
 
     .venv/bin/python scripts/profile_lstm.py packed          # packed vs padded encoder, fwd + bwd
-    .venv/bin/python scripts/profile_lstm.py step bbc_news   # one training step, naive vs textlstm path
+    .venv/bin/python scripts/profile_lstm.py step bbc_news   # one training step, naive vs ours
 """
 
 import sys
@@ -49,7 +49,8 @@ def step(name: str) -> None:
     dm.setup()
     V, C = len(dm.vocab), len(dm.labels)
     paths = {"naive": Stepper(NaiveLSTMClassifier(V, C, cfg.model),
-                              naive_loader(dm.splits["train"], cfg.data.batch_size, cfg.data.max_length, 0), 1e-3),
+                              naive_loader(dm.splits["train"], cfg.data.batch_size,
+                                           cfg.data.max_length, 0), 1e-3),
              "textlstm": Stepper(TextClassifier(V, C, cfg.model), dm.loader("train"), 1e-3)}
     for s in paths.values():
         s.run(3, timed=False)

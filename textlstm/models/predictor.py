@@ -29,7 +29,8 @@ class Predictor:
     def encode(self, texts: list[str]) -> list[list[int]]:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass strings.")
+                raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass "
+                                "strings.")
         toks = tokenize_texts(texts, self.cfg.data.lowercase)
         return [self.vocab.encode(t, self.cfg.data.max_length) for t in toks]
 
@@ -63,10 +64,12 @@ class Predictor:
         for row in probs.tolist():
             best = max(range(len(row)), key=row.__getitem__)
             out.append({"label": self.labels[best],
-                        "probabilities": {lab: round(p, 6) for lab, p in zip(self.labels, row, strict=True)}})
+                        "probabilities": {lab: round(p, 6)
+                                          for lab, p in zip(self.labels, row, strict=True)}})
         return out
 
-    def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192) -> Iterator[tuple[str, dict]]:
+    def predict_stream(self, texts: Iterable[str],
+                       chunk_size: int = 8192) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
         buf: list[str] = []
         for t in texts:

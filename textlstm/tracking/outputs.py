@@ -38,7 +38,8 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
             log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path, test_preds)
         except Exception as e:
             log.warning("W&B dashboard items skipped: %s", e)
-        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
+        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k]
+                                      for split in ("validation", "test")
                                       for k in ("accuracy", "f1_macro", "loss")})
         wb.experiment.finish()
     try:

@@ -21,9 +21,9 @@ from textlstm import __version__
 from textlstm.core.errors import UserError
 from textlstm.models.classifier import ARCH_VERSION
 
-COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the training stream's length "
-                       "is unknown; use optim.scheduler=plateau or none, or set trainer.limit_train_batches to a "
-                       "number of batches.")
+COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the "
+                       "training stream's length is unknown; use optim.scheduler=plateau or none, "
+                       "or set trainer.limit_train_batches to a number of batches.")
 
 
 def _summary_metrics(n: int) -> MetricCollection:
@@ -43,11 +43,13 @@ def _report_metrics(n: int) -> MetricCollection:
 
 
 class LitTextClassifier(L.LightningModule):
-    def __init__(self, net: nn.Module, labels: list[str], optim: dict, class_weights: list[float] | None = None,
+    def __init__(self, net: nn.Module, labels: list[str], optim: dict,
+                 class_weights: list[float] | None = None,
                  config: dict | None = None):
         super().__init__()
         # the net is injected (and saved in the state dict); the config rebuilds it on load
-        self.save_hyperparameters({"labels": list(labels), "optim": dict(optim), "config": config or {}})
+        self.save_hyperparameters({"labels": list(labels), "optim": dict(optim),
+                                   "config": config or {}})
         self.net = net
         self.labels = list(labels)
         self.optim_cfg = optim
@@ -88,7 +90,8 @@ class LitTextClassifier(L.LightningModule):
         # reading the loss on the host syncs a GPU: check every step on CPU, at log steps on GPU
         check = loss.device.type == "cpu" or batch_idx % max(1, self.trainer.log_every_n_steps) == 0
         if check and not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()} at step {self.global_step}")
+            raise FloatingPointError(f"the training loss became {loss.item()} at step "
+                                     f"{self.global_step}")
         self._tokens += batch["lengths"].sum()  # stays on device: no host sync per step
         self.train_loss(loss)
         self.train_metrics(preds, batch["labels"])
@@ -143,13 +146,15 @@ class LitTextClassifier(L.LightningModule):
         if self.trainer.sanity_checking:
             self.val_report.reset()
             return
-        self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss, "val")
+        self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss,
+                                                  "val")
         self.val_report.reset()
         self.val_f1_best(self.val_metrics["f1_macro"].compute())
         self.log("val/f1_macro_best", self.val_f1_best.compute())
 
     def on_test_epoch_end(self) -> None:
-        self.reports["test"] = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
+        self.reports["test"] = self._report(self.test_metrics, self.test_report, self.test_loss,
+                                            "test")
         self.test_report.reset()
 
     # ---- optimisation
@@ -161,8 +166,10 @@ class LitTextClassifier(L.LightningModule):
         if o["scheduler"] == "none":
             return opt
         if o["scheduler"] == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                               patience=1)
+            return {"optimizer": opt,
+                    "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
         steps = self.trainer.estimated_stepping_batches
         # a stream of unknown length (data.streaming=true): Lightning says inf, or max_steps (-1)
         if not math.isfinite(steps) or steps < 1:

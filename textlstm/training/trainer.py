@@ -43,8 +43,8 @@ def batch_limit(x: float) -> float | int:
 def check_schedule(cfg, dm: TextDataModule) -> None:
     """A cosine schedule needs the epoch length; an unmeasured stream has none. Checked before
     a run folder exists (LitTextClassifier checks again when Lightning asks)."""
-    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming and dm.stats.get("train_size") is None
-            and cfg.trainer.limit_train_batches <= 1):
+    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming
+            and dm.stats.get("train_size") is None and cfg.trainer.limit_train_batches <= 1):
         raise UserError(COSINE_NEEDS_LENGTH)
 
 
@@ -56,7 +56,8 @@ class Checkpoints:
     def best_path(self) -> str:
         path = self.best.best_model_path or self.last.best_model_path
         if not path:
-            raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
+            raise UserError("training produced no checkpoint; check trainer.limit_train_batches "
+                            "and max_epochs.")
         return path
 
 
@@ -64,21 +65,25 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     ckpts = Checkpoints(
-        best=ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+        best=ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
+                             save_top_k=1,
                              enable_version_counter=False),
         # listed after `best` so the state it stores already holds this epoch's best score
         last=ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                              enable_version_counter=False),
     )
-    callbacks = [ckpts.best, ckpts.last, EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
+    callbacks = [ckpts.best, ckpts.last,
+                 EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
                  LearningRateMonitor(logging_interval="step"), RNGState()]
     if t.checkpoint_every_n_steps:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None, save_top_k=1,
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None,
+                                         save_top_k=1,
                                          every_n_train_steps=t.checkpoint_every_n_steps,
                                          enable_version_counter=False))
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
-    loggers = [CSVLogger(run_dir, name="", version="logs")] + ([wandb_logger] if wandb_logger else [])
+    loggers = [CSVLogger(run_dir, name="",
+                         version="logs")] + ([wandb_logger] if wandb_logger else [])
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
@@ -101,7 +106,8 @@ def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_di
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
     except FloatingPointError as e:
         raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
     finally:
@@ -112,7 +118,8 @@ def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_di
     return time.perf_counter() - t0
 
 
-def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, ckpt_path: str) -> tuple[dict, dict]:
+def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
+               ckpt_path: str) -> tuple[dict, dict]:
     """The best checkpoint's validation and test reports (metrics synced across ranks)."""
     trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     validation = model.reports["validation"]
@@ -126,8 +133,10 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
     stats = dm.stats
     tps = model.tokens_per_second
     return {
-        "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size", "vocab_size", "labels")}
-        | {k: v for k, v in stats.items() if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
+        "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size",
+                                       "vocab_size", "labels")}
+        | {k: v for k, v in stats.items()
+           if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
         "train": {
             "seconds": round(seconds, 2),
             "epochs": trainer.current_epoch,
