@@ -33,6 +33,7 @@ def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[
         dm.splits = DatasetDict({"test": encode(tokenize_dataset(ds, cfg.data.lowercase), pred.vocab,
                                                 pred.labels, cfg.data.max_length)})
     model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim))
+    model.temperature = pred.temperature  # the run's calibration: loss and ECE as predict sees them
     t = cfg.trainer
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
                         precision=t.precision, logger=False, enable_progress_bar=False,

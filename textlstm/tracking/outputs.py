@@ -40,6 +40,10 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
             log.warning("W&B dashboard items skipped: %s", e)
         wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
                                       for k in ("accuracy", "f1_macro", "loss")})
+        if metrics.get("calibration"):
+            wb.experiment.summary.update({"test/ece": metrics["test"]["ece"],
+                                          "test/ece_uncalibrated": metrics["test"]["ece_uncalibrated"],
+                                          "calibration/temperature": metrics["calibration"]["temperature"]})
         wb.experiment.finish()
     try:
         run_report(run_dir)
