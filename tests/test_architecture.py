@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT, run_cli
 
 PKG = ROOT / "textlstm"
@@ -72,7 +71,6 @@ def test_no_import_cycles_between_modules():
 
 def _declared() -> list:
     import tomllib
-
     from packaging.requirements import Requirement
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]

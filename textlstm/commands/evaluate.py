@@ -36,6 +36,7 @@ def evaluate(run_dir: str | Path, data_file: str | None = None,
                                                 pred.vocab,
                                                 pred.labels, cfg.data.max_length)})
     model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim))
+    model.temperature = pred.temperature  # the run's calibration: loss and ECE as predict sees them
     t = cfg.trainer
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
                         num_nodes=t.num_nodes,

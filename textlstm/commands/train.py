@@ -55,12 +55,13 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     trainer, checkpoints = build_trainer(cfg, run_dir, wb)
     seconds = fit(trainer, model, dm, run_dir, start.checkpoint)
     best = checkpoints.best_path()
-    validation, test = score_best(trainer, model, dm, best)
+    validation, test, calibration = score_best(trainer, model, dm, best, cfg.model.calibration)
     if not main:  # metrics are synced across ranks; rank 0 writes the results
         return run_dir
-    metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test)
+    metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test, calibration)
     write_json(run_dir / runfolder.METRICS, metrics)
-    pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu")
+    pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu",
+                     temperature=model.temperature)
     write_run_outputs(wb, run_dir, dm, pred, metrics, best)
     return run_dir
 

@@ -153,6 +153,9 @@ class ModelConfig:
     class_weights: Any = field(default="none", metadata={"help": (
         "loss weight per class: none | balanced (n / (classes x count)) | a list of one weight "
         "per label (in labels.json order)")})
+    calibration: str = field(default="temperature", metadata={"help": (
+        "probability calibration fitted on the validation split after training: temperature "
+        "(one temperature T, softmax(logits / T); the predicted label never changes) | none")})
 
 
 @dataclass
@@ -390,6 +393,8 @@ def validate(cfg: DictConfig) -> None:
            f"is {e.num_layers}; it must be at least 1")
     _check(e.impl in ("auto", "padded", "packed"), "model.encoder.impl",
            f"is '{e.impl}'; use auto, padded or packed")
+    _check(m.calibration in ("temperature", "none"), "model.calibration",
+           f"is '{m.calibration}'; use temperature or none")
     _check(m.pooling in POOLINGS, "model.pooling",
            f"is '{m.pooling}'; use one of {', '.join(POOLINGS)}")
     _check(m.head.hidden_size >= 0, "model.head.hidden_size", "must be 0 or more")

@@ -102,6 +102,22 @@ def load_labels(run_dir: Path) -> list[str]:
     return labels
 
 
+def load_temperature(run_dir: Path) -> float:
+    """The calibration temperature fitted when the run finished (1.0: none, or a run made
+    before calibration existed)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return 1.0
+    try:
+        calib = json.loads(path.read_text(encoding="utf-8")).get("calibration") or {}
+        temperature = float(calib.get("temperature", 1.0))
+    except (ValueError, TypeError, AttributeError):
+        raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.") from None
+    if not temperature > 0:
+        raise UserError(f"{path} has calibration.temperature={temperature}; it must be positive.")
+    return temperature
+
+
 def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     ckpt = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
     if not ckpt.is_file():

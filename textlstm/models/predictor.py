@@ -21,8 +21,11 @@ class Predictor:
     """A trained network with its vocabulary, labels and tokenizer settings."""
 
     def __init__(self, net: TextClassifier, vocab: Vocab, labels: list[str], cfg: DictConfig,
-                 run_dir: Path | None = None, device: str | torch.device = "cpu"):
+                 run_dir: Path | None = None, device: str | torch.device = "cpu",
+                 temperature: float = 1.0):
         self.net = net.train(False).to(device)
+        # calibration: probabilities are softmax(logits / temperature); labels never change
+        self.temperature = float(temperature)
         self.vocab, self.labels, self.cfg, self.run_dir = vocab, labels, cfg, run_dir
         self.device = torch.device(device)
 
@@ -49,7 +52,7 @@ class Predictor:
             chunk = order[s : s + bs]
             batch = collate([{"ids": ids[i]} for i in chunk])
             logits = self.net(batch["ids"].to(self.device), batch["lengths"].to(self.device))
-            probs[chunk] = logits.float().softmax(-1).cpu()
+            probs[chunk] = (logits.float() / self.temperature).softmax(-1).cpu()
         return probs
 
     def predict(self, texts: Iterable[str] | str, batch_size: int | None = None) -> list[dict]:

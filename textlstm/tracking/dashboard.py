@@ -87,6 +87,18 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
                                   xname="recall")
 
 
+def _reliability_png(calib: dict, run_dir: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    from textlstm.tracking.report import reliability_figure
+
+    fig = reliability_figure(calib)
+    path = run_dir / "reliability.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
+
+
 def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None,
                   test_preds: dict | None = None) -> None:
     """Everything above, on the W&B run of `wb` (a Lightning WandbLogger)."""
@@ -129,6 +141,8 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
                                                                                        "matrix"),
         "test/confusion_matrix_png": wandb.Image(str(png)),
         "test/pr_curve": pr_curves(pt, labels),
+        **({"test/reliability": wandb.Image(_reliability_png(metrics["calibration"], run_dir))}
+           if metrics.get("calibration") else {}),
         "predictions": table,
     })
 
@@ -142,7 +156,8 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
                                          "labels.json + config.yaml; download it and call "
                                          "textlstm.load(folder)")
         art.add_file(str(best_ckpt), name="checkpoints/best.ckpt")
-        for name in ("vocab.json", "labels.json", "config.yaml"):
+        # metrics.json carries the calibration temperature
+        for name in ("vocab.json", "labels.json", "config.yaml", "metrics.json"):
             art.add_file(str(run_dir / name), name=name)
         run.log_artifact(art, aliases=["best", "latest"])
 

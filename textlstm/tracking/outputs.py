@@ -41,6 +41,11 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
         wb.experiment.summary.update({f"{split}/{k}": metrics[split][k]
                                       for split in ("validation", "test")
                                       for k in ("accuracy", "f1_macro", "loss")})
+        if metrics.get("calibration"):
+            test, calib = metrics["test"], metrics["calibration"]
+            wb.experiment.summary.update({"test/ece": test["ece"],
+                                          "test/ece_uncalibrated": test["ece_uncalibrated"],
+                                          "calibration/temperature": calib["temperature"]})
         wb.experiment.finish()
     try:
         run_report(run_dir)

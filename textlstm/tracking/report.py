@@ -65,6 +65,40 @@ def _fig_to_svg(fig) -> str:
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
 
 
+def reliability_figure(calib: dict):
+    """Reliability diagram of the test split before and after calibration: per confidence bin,
+    accuracy against mean confidence (a calibrated model lies on the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = calib["reliability"]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharey=True)
+    titles = {"uncalibrated": "before (T = 1)",
+              "calibrated": f"after (T = {calib['temperature']:.3f})"}
+    for ax, key in zip(axes, ("uncalibrated", "calibrated"), strict=True):
+        r = rel[key]
+        width = 1.0 / r["bins"]
+        lefts = [i * width for i in range(r["bins"])]
+        acc = [a if a is not None else 0.0 for a in r["accuracy"]]
+        conf = [c if c is not None else 0.0 for c in r["confidence"]]
+        gap = [c - a for c, a in zip(conf, acc, strict=True)]
+        ax.bar(lefts, acc, width=width, align="edge", color="#4c78a8", edgecolor="white",
+               label="accuracy")
+        ax.bar(lefts, gap, bottom=acc, width=width, align="edge",
+               color="#e45756", alpha=0.35, label="confidence - accuracy")
+        ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(titles[key], fontsize=10)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
 def _png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -162,6 +196,12 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         body.append(f"<tr><td class=\"l\">{split}</td><td>{v['accuracy']:.4f}</td>"
                     f"<td>{v['f1_macro']:.4f}</td><td>{v['loss']:.4f}</td></tr>")
     body.append("</table>")
+    if m.get("calibration"):
+        c = m["calibration"]
+        body.append(f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
+                    f"on the validation split ({c['method']}); expected calibration error "
+                    f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).</p>"
+                    f"<figure id=\"reliability\">{_fig_to_svg(reliability_figure(c))}</figure>")
     curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"])], PANELS)
     body.append(f"<h2>Training curves</h2><figure id=\"curves\">{curves}"
                 "<figcaption>per epoch, from logs/metrics.csv</figcaption></figure>")

@@ -8,7 +8,7 @@ import time
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -20,6 +20,7 @@ from torchmetrics.classification import (
 from textlstm import __version__
 from textlstm.core.errors import UserError
 from textlstm.models.classifier import ARCH_VERSION
+from textlstm.training.calibration import ece
 
 COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the "
                        "training stream's length is unknown; use optim.scheduler=plateau or none, "
@@ -63,6 +64,12 @@ class LitTextClassifier(L.LightningModule):
         self.val_report, self.test_report = _report_metrics(n), _report_metrics(n)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_f1_best = MaxMetric()
+        # every evaluated logit and label (synced across ranks): calibration is fitted on the
+        # validation ones and measured on the test ones
+        self.val_outputs, self.test_outputs = (CatMetric(), CatMetric()), (CatMetric(), CatMetric())
+        self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # logits are divided by it in validation/test (and by the Predictor); set after fitting
+        self.temperature = 1.0
         self.reports: dict[str, dict] = {}
         self._tokens = torch.zeros((), dtype=torch.long)
         self._epoch_t0 = 0.0
@@ -113,7 +120,12 @@ class LitTextClassifier(L.LightningModule):
 
     # ---- validation / test
     def _eval_step(self, batch, metrics, report, loss_metric, split):
-        loss, preds, _ = self._step(batch)
+        logits = self(batch["ids"], batch["lengths"])  # (B, C)
+        scaled = logits / self.temperature
+        loss, preds = self.criterion(scaled, batch["labels"]), logits.argmax(-1)
+        store = self.val_outputs if split == "val" else self.test_outputs
+        store[0].update(logits.detach().float())
+        store[1].update(batch["labels"].float())
         loss_metric(loss, weight=batch["labels"].numel())
         metrics(preds, batch["labels"])
         report(preds, batch["labels"])
@@ -142,10 +154,19 @@ class LitTextClassifier(L.LightningModule):
             "confusion_matrix": r["confusion"].long().tolist(),
         }
 
+    def _collect(self, store, split: str) -> None:
+        """Keep the split's (N, C) logits and (N,) labels, all ranks gathered."""
+        logits, labels = store[0].compute(), store[1].compute()
+        self.outputs[split] = (logits.reshape(-1, len(self.labels)).cpu(),
+                               labels.reshape(-1).long().cpu())
+        store[0].reset()
+        store[1].reset()
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.val_report.reset()
             return
+        self._collect(self.val_outputs, "validation")
         self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss,
                                                   "val")
         self.val_report.reset()
@@ -153,8 +174,11 @@ class LitTextClassifier(L.LightningModule):
         self.log("val/f1_macro_best", self.val_f1_best.compute())
 
     def on_test_epoch_end(self) -> None:
-        self.reports["test"] = self._report(self.test_metrics, self.test_report, self.test_loss,
-                                            "test")
+        self._collect(self.test_outputs, "test")
+        logits, labels = self.outputs["test"]
+        report = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
+        self.reports["test"] = report | {"ece": ece(logits, labels, self.temperature),
+                                         "ece_uncalibrated": ece(logits, labels)}
         self.test_report.reset()
 
     # ---- optimisation

@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import CSVLogger
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.core.errors import UserError
 from textlstm.core.runfolder import RUN_DIR_ENV
+from textlstm.training.calibration import fit_temperature, nll, reliability
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
 from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier
 
@@ -118,17 +119,32 @@ def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_di
     return time.perf_counter() - t0
 
 
-def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
-               ckpt_path: str) -> tuple[dict, dict]:
-    """The best checkpoint's validation and test reports (metrics synced across ranks)."""
+def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, ckpt_path: str,
+               calibration: str = "temperature") -> tuple[dict, dict, dict]:
+    """The best checkpoint's validation report, its calibration (a temperature fitted on the
+    validation logits), then its test report with that temperature (metrics synced across
+    ranks, so every rank fits the same T)."""
     trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     validation = model.reports["validation"]
+    logits, labels = model.outputs["validation"]
+    model.temperature = fit_temperature(logits, labels) if calibration == "temperature" else 1.0
     trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
-    return validation, model.reports["test"]
+    test_logits, test_labels = model.outputs["test"]
+    T = model.temperature
+    calib = {
+        "method": calibration,
+        "temperature": round(T, 6),
+        "validation_nll": {"uncalibrated": round(nll(logits, labels), 6),
+                           "calibrated": round(nll(logits, labels, T), 6)},
+        "reliability": {"uncalibrated": reliability(test_logits, test_labels),
+                        "calibrated": reliability(test_logits, test_labels, T)},
+    }
+    return validation, model.reports["test"], calib
 
 
 def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier, ckpt_path: str,
-                seconds: float, threads: int, validation: dict, test: dict) -> dict:
+                seconds: float, threads: int, validation: dict, test: dict,
+                calibration: dict) -> dict:
     """metrics.json: data set card, training summary, the best checkpoint's scores."""
     stats = dm.stats
     tps = model.tokens_per_second
@@ -146,6 +162,7 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
         },
         "validation": {k: validation[k] for k in ("accuracy", "f1_macro", "loss")},
         "test": test,
+        "calibration": calibration,
     }
 
 

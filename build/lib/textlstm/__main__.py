@@ -1,0 +1,5 @@
+import sys
+
+from textlstm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""`textlstm evaluate`: a trained run's best checkpoint on its test split or a labelled file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from datasets import DatasetDict
+
+from textlstm.batches import make_datamodule
+from textlstm.batches.datamodule import check_labels, encode
+from textlstm.core.hardware import set_threads
+from textlstm.core.logs import quiet_libraries
+from textlstm.data.sources import read_file, standardize
+from textlstm.serving.loader import load
+from textlstm.tokens.tokenize import tokenize_dataset
+from textlstm.training.module import LitTextClassifier
+
+
+def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[str] | None = None) -> dict:
+    """Returns a dict shaped like metrics.json's "test" entry."""
+    quiet_libraries()
+    pred = load(run_dir, overrides, device="cpu")
+    cfg = pred.cfg
+    set_threads(cfg.trainer.num_threads)
+    dm = make_datamodule(cfg.data, seed=cfg.seed, vocab=pred.vocab, labels=pred.labels)
+    if data_file is None:
+        dm.prepare_data()
+        dm.setup()
+    else:
+        ds = standardize(read_file(data_file), cfg.data.text_field, cfg.data.label_field, f"data file {data_file}")
+        check_labels(DatasetDict({"test": ds}), pred.labels)
+        dm.splits = DatasetDict({"test": encode(tokenize_dataset(ds, cfg.data.lowercase), pred.vocab,
+                                                pred.labels, cfg.data.max_length)})
+    model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim))
+    t = cfg.trainer
+    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
+                        precision=t.precision, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False,
+                        use_distributed_sampler=False)  # the bucket sampler shards itself (disjoint for eval)
+    trainer.test(model, dataloaders=dm.loader("test", shuffle=False), verbose=False)
+    return model.reports["test"]

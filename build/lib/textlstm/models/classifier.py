@@ -1,0 +1,86 @@
+"""The network: embedding -> encoder -> pooling -> head. A plain nn.Module, no Lightning."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from textlstm.core.errors import UserError
+from textlstm.models.cells import PeepholeEncoder
+from textlstm.models.encoders import RNNEncoder
+from textlstm.models.pooling import Pooling
+
+# Bump when a change to the network makes an older checkpoint's weights mean something else
+# (new or renamed parameters, a different layout): runs and bundles store the version they were
+# trained with, and loading a different one is refused instead of silently mis-predicting.
+ARCH_VERSION = 1
+
+
+def build_encoder(input_size: int, cfg) -> nn.Module:
+    """`cfg` is the config's `model.encoder` section."""
+    if cfg.cell in ("lstm", "gru"):
+        return RNNEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout,
+                          cell=cfg.cell, impl=cfg.impl)
+    if cfg.cell == "peephole_lstm":
+        return PeepholeEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout)
+    raise ValueError(f"unknown cell {cfg.cell}")
+
+
+class TextClassifier(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int, cfg):
+        """`cfg` is the config's `model` section."""
+        super().__init__()
+        e = cfg.embedding
+        self.embedding = nn.Embedding(vocab_size, e.dim, padding_idx=0)
+        self.embedding_dropout = nn.Dropout(e.dropout)
+        self.encoder = build_encoder(e.dim, cfg.encoder)
+        self.pooling = Pooling(cfg.pooling, self.encoder.get_output_dim())
+        d = self.pooling.get_output_dim()
+        layers: list[nn.Module] = [nn.Dropout(cfg.head.dropout)]
+        if cfg.head.hidden_size:
+            layers += [nn.Linear(d, cfg.head.hidden_size), nn.ReLU(), nn.Dropout(cfg.head.dropout)]
+            d = cfg.head.hidden_size
+        layers.append(nn.Linear(d, num_classes))
+        self.head = nn.Sequential(*layers)
+
+    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor, freeze: bool = False) -> None:
+        """Copy pretrained rows into the embedding (rows not found keep their random init)."""
+        if vectors.size(1) != self.embedding.embedding_dim:
+            raise ValueError(f"vectors have dim {vectors.size(1)}, embedding has {self.embedding.embedding_dim}")
+        with torch.no_grad():
+            self.embedding.weight[found] = vectors[found]
+        self.embedding.weight.requires_grad_(not freeze)
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        states, final = self.encoder(x, lengths)  # (B, T, D), (B, D)
+        return self.pooling(states, lengths, final)  # (B, D)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(ids, lengths))  # (B, C) logits
+
+
+def arch_version_of(checkpoint: dict) -> int:
+    """The architecture version a checkpoint was trained with (runs from before versions were
+    stored are version 1)."""
+    return int((checkpoint.get("textlstm") or {}).get("arch_version", 1))
+
+
+def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int, cfg, where: str) -> TextClassifier:
+    """Rebuild the network from the config's `model` section and load a checkpoint's weights,
+    refusing one made for another architecture version or another vocabulary/label set."""
+    found = arch_version_of(checkpoint)
+    if found != ARCH_VERSION:
+        raise UserError(f"{where} was trained with model architecture version {found}, but this textlstm "
+                        f"builds version {ARCH_VERSION}; load it with the textlstm version that trained it, "
+                        "or retrain.")
+    state = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    net = TextClassifier(vocab_size, num_classes, cfg)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        lines = str(e).splitlines()
+        detail = lines[1].strip()[:160] if len(lines) > 1 else "shape mismatch"
+        raise UserError(f"checkpoint in {where} does not match its vocab.json/labels.json/config.yaml "
+                        f"({detail}); keep the files of one run together.") from None
+    return net

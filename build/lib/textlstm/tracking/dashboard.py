@@ -1,0 +1,135 @@
+"""What a finished run puts on its W&B dashboard, beyond the per-step curves Lightning logs.
+
+A user opening the project should see, without reading logs: the data set (sizes, class balance,
+token lengths, vocabulary, OOV), per-class test metrics, the confusion matrix (W&B's plot and a
+PNG), precision-recall curves, the predictions with the mistakes first, and the best checkpoint
+with its vocabulary and labels as an artifact that `textlstm.load` can use.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from textlstm.data.columns import column_array
+
+log = logging.getLogger("textlstm")
+
+MAX_PREDICTION_ROWS = 500  # per split: mistakes first, then the least confident correct ones
+
+
+def predictions(pred, dm, split: str) -> dict:
+    """Probabilities, predicted and true label ids, and texts for one split, in split order."""
+    ds = dm.splits[split]
+    probs = pred.proba_from_ids([list(x) for x in ds["ids"]])  # (N, C)
+    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(), "true": column_array(ds, "label_id"),
+            "text": dm.tokens[split]["text"]}
+
+
+def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    size = 1.2 + 0.65 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def prediction_rows(p: dict, labels: list[str], split: str, cap: int = MAX_PREDICTION_ROWS) -> list[list]:
+    wrong = p["pred"] != p["true"]
+    conf = p["probs"].max(1)
+    # mistakes first (most confident mistakes at the top), then correct ones, least confident first
+    order = sorted(range(len(wrong)), key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+    return [[split, p["text"][i][:500], labels[p["true"][i]], labels[p["pred"][i]], bool(not wrong[i]),
+             *[round(float(x), 4) for x in p["probs"][i]]] for i in order]
+
+
+def pr_curves(p: dict, labels: list[str], points: int = 100):
+    """One precision-recall curve per class (one-vs-rest), as a W&B line plot. Computed with
+    torchmetrics (wandb.plot.pr_curve would pull in scikit-learn); thinned to `points` each."""
+    import torch
+    import wandb
+    from torchmetrics.functional.classification import multiclass_precision_recall_curve
+
+    precision, recall, _ = multiclass_precision_recall_curve(torch.from_numpy(p["probs"]),
+                                                             torch.from_numpy(p["true"]).long(), len(labels))
+    xs, ys = [], []
+    for pr, rc in zip(precision, recall, strict=True):
+        keep = np.unique(np.linspace(0, len(rc) - 1, min(points, len(rc))).astype(int))
+        xs.append(rc[keep].tolist())
+        ys.append(pr[keep].tolist())
+    return wandb.plot.line_series(xs=xs, ys=ys, keys=labels, title="test precision-recall (one class vs rest)",
+                                  xname="recall")
+
+
+def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None,
+                  test_preds: dict | None = None) -> None:
+    """Everything above, on the W&B run of `wb` (a Lightning WandbLogger)."""
+    import wandb
+
+    run = wb.experiment
+    labels = list(dm.labels)
+    # ---- data set card
+    card = {f"data/{k}": v for k, v in metrics["data"].items() if k != "labels"}
+    run.summary.update(card)
+    balance = wandb.Table(columns=["split", "label", "count", "share"])
+    for split in ("train", "validation", "test"):
+        counts = np.bincount(column_array(dm.splits[split], "label_id"), minlength=len(labels))
+        for lab, c in zip(labels, counts, strict=True):
+            balance.add_data(split, lab, int(c), round(float(c) / max(1, counts.sum()), 4))
+    lengths = column_array(dm.splits["train"], "length")
+    run.log({"data/class_balance": balance, "data/train_token_length": wandb.Histogram(lengths, num_bins=40)})
+
+    # ---- test: per-class metrics, confusion matrix, PR curves; predictions of validation and test
+    test = metrics["test"]
+    per_class = wandb.Table(columns=["label", "precision", "recall", "f1", "support"])
+    for lab in labels:
+        r = test["per_class"][lab]
+        per_class.add_data(lab, r["precision"], r["recall"], r["f1"], r["support"])
+    pt = test_preds if test_preds is not None else predictions(pred, dm, "test")
+    pv = predictions(pred, dm, "validation")
+    png = confusion_png(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
+                        f"test confusion matrix (accuracy {test['accuracy']:.4f})")
+    rows = prediction_rows(pt, labels, "test") + prediction_rows(pv, labels, "validation")
+    table = wandb.Table(columns=["split", "text", "true", "predicted", "correct", *[f"p_{lab}" for lab in labels]],
+                        data=rows)
+    run.log({
+        "test/per_class": per_class,
+        "test/confusion_matrix": wandb.plot.confusion_matrix(y_true=pt["true"].tolist(), preds=pt["pred"].tolist(),
+                                                             class_names=labels, title="test confusion matrix"),
+        "test/confusion_matrix_png": wandb.Image(str(png)),
+        "test/pr_curve": pr_curves(pt, labels),
+        "predictions": table,
+    })
+
+    # ---- the best checkpoint with what it takes to load it
+    if best_ckpt:
+        art = wandb.Artifact(f"model-{run.id}", type="model",
+                             metadata={"test_accuracy": test["accuracy"], "test_f1_macro": test["f1_macro"],
+                                       "labels": labels},
+                             description="best checkpoint (val macro-F1) + vocab.json + labels.json + config.yaml; "
+                                         "download it and call textlstm.load(folder)")
+        art.add_file(str(best_ckpt), name="checkpoints/best.ckpt")
+        for name in ("vocab.json", "labels.json", "config.yaml"):
+            art.add_file(str(run_dir / name), name=name)
+        run.log_artifact(art, aliases=["best", "latest"])
+

@@ -1,0 +1,47 @@
+"""What a finished run leaves besides its checkpoints and metrics.json: the gate figures,
+errors.json, report.html, and on W&B the dashboard items and the summary.
+
+Each item is optional for the user's purposes: a figure that fails must never cost a finished
+run, so every step logs a warning and the next one runs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.io import write_json
+from textlstm.models.predictor import Predictor
+from textlstm.tracking.dashboard import log_dashboard, predictions
+from textlstm.tracking.gates import log_gate_examples
+from textlstm.tracking.report import run_report, worst_errors
+
+log = logging.getLogger("textlstm")
+
+
+def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, metrics: dict,
+                      ckpt_path: str) -> None:
+    """`wb`: the run's WandbLogger, or None when W&B is disabled."""
+    try:  # what the gates did on a few validation texts (misclassified first)
+        val = dm.tokens["validation"].select(range(min(200, len(dm.tokens["validation"]))))
+        log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
+    except Exception as e:
+        log.warning("gate figures skipped: %s", e)
+    test_preds = None
+    try:
+        test_preds = predictions(pred, dm, "test")  # reused by the W&B dashboard below
+        write_json(run_dir / "errors.json", worst_errors(test_preds, dm.labels))
+    except Exception as e:
+        log.warning("errors.json skipped: %s", e)
+    if wb is not None:
+        try:  # draws confusion_matrix.png, which report.html shows
+            log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path, test_preds)
+        except Exception as e:
+            log.warning("W&B dashboard items skipped: %s", e)
+        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
+                                      for k in ("accuracy", "f1_macro", "loss")})
+        wb.experiment.finish()
+    try:
+        run_report(run_dir)
+    except Exception as e:
+        log.warning("report.html skipped: %s", e)

@@ -1,0 +1,54 @@
+"""Building what a run trains: the network with its pretrained vectors, wrapped for Lightning."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.errors import UserError
+from textlstm.data.columns import column_array
+from textlstm.models.classifier import TextClassifier
+from textlstm.tokens.vectors import load_vectors
+from textlstm.training.module import LitTextClassifier
+
+log = logging.getLogger("textlstm")
+
+
+def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None:
+    """`model.class_weights`: none, balanced (n / (k * count), as scikit-learn's) or a list."""
+    cw = cfg.model.class_weights
+    if cw in (None, "none"):
+        return None
+    if cw == "balanced":
+        counts = np.bincount(np.asarray(train_label_ids), minlength=len(labels)).astype(float)
+        return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()
+    cw = list(cw)
+    if len(cw) != len(labels) or not all(isinstance(x, int | float) and x >= 0 for x in cw):
+        raise UserError(f"model.class_weights has {len(cw)} value(s) but there are {len(labels)} labels "
+                        f"({', '.join(labels)}); give one non-negative number per label.")
+    if not any(x > 0 for x in cw):
+        raise UserError("model.class_weights are all zero, so the loss would be 0/0; give at least one "
+                        "positive weight.")
+    return [float(x) for x in cw]
+
+
+def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
+    """The network for `dm`'s vocabulary and labels, pretrained vectors copied in, wrapped with
+    the loss, metrics and optimiser."""
+    net = TextClassifier(len(dm.vocab), len(dm.labels), cfg.model)
+    emb = cfg.model.embedding
+    if emb.vectors:
+        vecs, found, coverage = load_vectors(emb.vectors, dm.vocab)
+        if vecs.shape[1] != emb.dim:
+            raise UserError(f"model.embedding.vectors has {vecs.shape[1]}-d vectors but model.embedding.dim "
+                            f"is {emb.dim}; set model.embedding.dim={vecs.shape[1]}.")
+        net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), emb.freeze)
+        dm.stats["vectors_coverage"] = round(coverage, 4)
+        log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, emb.vectors)
+    weights = class_weights(cfg, dm.labels, column_array(dm.splits["train"], "label_id"))
+    return LitTextClassifier(net, dm.labels, OmegaConf.to_container(cfg.optim), weights,
+                             config=OmegaConf.to_container(cfg, resolve=True))

@@ -1,0 +1,147 @@
+"""The Lightning Trainer a run uses: its callbacks, fitting, and the best checkpoint's scores.
+
+Checkpoints (`checkpoints/` in the run folder):
+- `best.ckpt`: highest validation macro-F1, the one tested and shipped;
+- `last.ckpt`: every epoch, for `--resume` (Lightning's `save_last` rewrites it only when the
+  best improves, so a resume would go back to the last improvement instead of the last epoch);
+- `step.ckpt`: every `trainer.checkpoint_every_n_steps` steps, for long epochs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import (
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+)
+from lightning.pytorch.loggers import CSVLogger
+
+from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.errors import UserError
+from textlstm.core.runfolder import RUN_DIR_ENV
+from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
+from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier
+
+MONITOR = "val/f1_macro"
+
+
+def batch_limit(x: float) -> float | int:
+    """trainer.limit_*_batches: a fraction up to 1.0, or a whole number of batches (Lightning
+    wants an int for a count, and the config stores a float)."""
+    return int(x) if x > 1 else x
+
+
+def check_schedule(cfg, dm: TextDataModule) -> None:
+    """A cosine schedule needs the epoch length; an unmeasured stream has none. Checked before
+    a run folder exists (LitTextClassifier checks again when Lightning asks)."""
+    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming and dm.stats.get("train_size") is None
+            and cfg.trainer.limit_train_batches <= 1):
+        raise UserError(COSINE_NEEDS_LENGTH)
+
+
+@dataclass
+class Checkpoints:
+    best: ModelCheckpoint
+    last: ModelCheckpoint
+
+    def best_path(self) -> str:
+        path = self.best.best_model_path or self.last.best_model_path
+        if not path:
+            raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
+        return path
+
+
+def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Checkpoints]:
+    t = cfg.trainer
+    ckpt_dir = run_dir / "checkpoints"
+    ckpts = Checkpoints(
+        best=ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+                             enable_version_counter=False),
+        # listed after `best` so the state it stores already holds this epoch's best score
+        last=ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                             enable_version_counter=False),
+    )
+    callbacks = [ckpts.best, ckpts.last, EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
+                 LearningRateMonitor(logging_interval="step"), RNGState()]
+    if t.checkpoint_every_n_steps:
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None, save_top_k=1,
+                                         every_n_train_steps=t.checkpoint_every_n_steps,
+                                         enable_version_counter=False))
+    if t.progress_bar:
+        callbacks.append(RichProgressBar(leave=True))
+    loggers = [CSVLogger(run_dir, name="", version="logs")] + ([wandb_logger] if wandb_logger else [])
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
+        limit_train_batches=batch_limit(t.limit_train_batches),
+        limit_val_batches=batch_limit(t.limit_val_batches),
+        limit_test_batches=batch_limit(t.limit_test_batches), log_every_n_steps=t.log_every_n_steps,
+        callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
+        enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
+        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False,  # BucketBatchSampler shards itself under torch.distributed
+    )
+    return trainer, ckpts
+
+
+def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_dir: Path,
+        resume_from: Path | None = None) -> float:
+    """Train; returns the seconds it took. The DDP ranks Lightning starts from here find the
+    run folder in TEXTLSTM_RUN_DIR."""
+    t0 = time.perf_counter()
+    previous = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+    except FloatingPointError as e:
+        raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
+    return time.perf_counter() - t0
+
+
+def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, ckpt_path: str) -> tuple[dict, dict]:
+    """The best checkpoint's validation and test reports (metrics synced across ranks)."""
+    trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    validation = model.reports["validation"]
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    return validation, model.reports["test"]
+
+
+def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier, ckpt_path: str,
+                seconds: float, threads: int, validation: dict, test: dict) -> dict:
+    """metrics.json: data set card, training summary, the best checkpoint's scores."""
+    stats = dm.stats
+    tps = model.tokens_per_second
+    return {
+        "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size", "vocab_size", "labels")}
+        | {k: v for k, v in stats.items() if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
+        "train": {
+            "seconds": round(seconds, 2),
+            "epochs": trainer.current_epoch,
+            "best_epoch": _best_epoch(ckpt_path),  # 1-based, like "epochs"
+            "tokens_per_second": round(float(np.mean(tps)), 1) if tps else None,
+            "threads": threads,
+        },
+        "validation": {k: validation[k] for k in ("accuracy", "f1_macro", "loss")},
+        "test": test,
+    }
+
+
+def _best_epoch(ckpt_path: str) -> int | None:
+    try:
+        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except Exception:
+        return None
