@@ -95,6 +95,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from textlstm.commands.explain import explain_text
+
+    rest, overrides = _split_overrides(args.rest)
+    if len(rest) != 1:
+        raise UserError('explain takes one quoted text, e.g. textlstm explain RUN "a good film" '
+                        '--json.')
+    r = explain_text(args.run, rest[0], args.label, args.out, args.steps, overrides)
+    if args.json:
+        print(json.dumps(r, ensure_ascii=False))
+        return 0
+    print(f"label: {r['label']} (p = {r['probabilities'][r['label']]:.4f}); convergence delta "
+          f"{r['delta']:+.2e}")
+    ranked = sorted(zip(r["tokens"], r["attributions"], strict=True), key=lambda ta: -abs(ta[1]))
+    for tok, a in ranked[:10]:
+        print(f"  {a:+.4f}  {tok}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from textlstm.commands.inspect import inspect_text
 
@@ -187,6 +208,19 @@ def _add_inspect(sub) -> None:
     i.set_defaults(func=cmd_inspect)
 
 
+def _add_explain(sub) -> None:
+    x = sub.add_parser("explain", help="which words decided a trained run's label for one text "
+                                       "(integrated gradients)")
+    x.add_argument("run", help="run directory")
+    x.add_argument("rest", nargs="*", help="the text (quoted), and key=value overrides")
+    x.add_argument("--label", default=None, help="explain this label (default: the predicted one)")
+    x.add_argument("--out", default=None, help="also draw it: .html (shaded tokens beside the gate "
+                                               "inspector) or .png (a bar per token)")
+    x.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    x.add_argument("--steps", type=int, default=64, help="integration steps (default 64)")
+    x.set_defaults(func=cmd_explain)
+
+
 def _add_demo(sub) -> None:
     dm = sub.add_parser("demo", help="the seed notes' demos: sine")
     dm.add_argument("name", help="sine")
@@ -268,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
     # one helper per verb, in the order `textlstm --help` lists them
-    for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_demo, _add_sweep,
+    for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
+                _add_sweep,
                 _add_report, _add_bench, _add_bench_scale, _add_prepare):
         add(sub)
     return p

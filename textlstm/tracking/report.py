@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from textlstm.core.errors import UserError
+from textlstm.tracking.attributions import shade_html
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -222,12 +223,16 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                       f"test confusion matrix (accuracy {test['accuracy']:.4f})")
     body.append("<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion "
                 f"matrix\" src=\"{_png_uri(cm_png)}\"></figure>")
-    body.append("<h2>Worst errors (test)</h2>")
+    body.append("<h2>Worst errors (test)</h2><p class=\"muted\">the first ones shaded by "
+                "integrated gradients: green pushed towards the wrong label, red against it</p>")
     if r["errors"]:
         body.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th "
                     "class=\"l\">predicted</th><th>confidence</th></tr>")
         for e in r["errors"]:
-            body.append(f"<tr><td class=\"l\">{_e(e['text'][:300])}</td><td class=\"l "
+            # explained errors show their tokens shaded by what pushed towards the wrong label
+            text = (shade_html(e["tokens"], e["attributions"]) if "attributions" in e
+                    else _e(e["text"][:300]))
+            body.append(f"<tr><td class=\"l\">{text}</td><td class=\"l "
                         f"good\">{_e(e['true'])}</td><td class=\"l bad\">{_e(e['predicted'])}</td>"
                         f"<td>{e['confidence']:.3f}</td></tr>")
         body.append("</table>")

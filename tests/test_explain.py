@@ -1,0 +1,141 @@
+"""Token attributions by integrated gradients: complete, blind to padding, deterministic, and
+pointing at the word that decides the label on a planted data set; `textlstm explain` end to
+end."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from conftest import run_cli
+from textlstm.core.config import load_config
+from textlstm.models.classifier import TextClassifier
+from textlstm.models.explain import attribute_ids, explain
+from textlstm.models.predictor import Predictor
+from textlstm.tokens.tokenize import tokenize_texts
+from textlstm.tokens.vocab import Vocab
+
+FILLER = "the a of in on and with for this that was is it today new old big small".split()
+CUES = {"pos": "splendid", "neg": "dreadful"}
+
+
+def _planted(n: int, rng: random.Random) -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for _ in range(n):
+        label = rng.choice(sorted(CUES))
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+        words.insert(rng.randrange(len(words) + 1), CUES[label])
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def planted_predictor() -> Predictor:
+    """A real TextClassifier trained for a few seconds on texts where one word decides."""
+    torch.manual_seed(0)
+    texts, labels = _planted(400, random.Random(0))
+    cfg = load_config(None, ["model.embedding.dim=16", "model.encoder.hidden_size=16",
+                             "model.embedding.dropout=0", "model.head.dropout=0", "data.max_length=40"])
+    toks = tokenize_texts(texts, True)
+    vocab = Vocab.build(toks)
+    names = sorted(CUES)
+    net = TextClassifier(len(vocab), len(names), cfg.model)
+    pred = Predictor(net, vocab, names, cfg)
+    ids = pred.encode(texts)
+    y = torch.tensor([names.index(lab) for lab in labels])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    from textlstm.batches.collate import collate
+
+    net.train()
+    for _ in range(6):
+        for s in range(0, len(ids), 32):
+            b = collate([{"ids": x} for x in ids[s:s + 32]])
+            loss = torch.nn.functional.cross_entropy(net(b["ids"], b["lengths"]), y[s:s + 32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    net.train(False)
+    test_texts, test_labels = _planted(100, random.Random(1))
+    acc = sum(p["label"] == t for p, t in zip(pred.predict(test_texts), test_labels, strict=True)) / 100
+    assert acc >= 0.95, acc  # it learned the rule, so its attributions have something to show
+    return pred
+
+
+def test_the_deciding_word_gets_the_top_attribution(planted_predictor):
+    for text in ("the old dreadful big of it", "splendid and the new a today", "in on that was splendid"):
+        r = explain(planted_predictor, text)
+        top = r["tokens"][max(range(len(r["tokens"])), key=r["attributions"].__getitem__)]
+        assert top in CUES.values(), (text, r)
+        assert r["label"] == ("pos" if "splendid" in text else "neg")
+        assert len(r["attributions"]) == len(r["tokens"]) == len(text.split())
+
+
+def test_attributions_are_complete(planted_predictor):
+    """sum(attributions) = f(x) - f(baseline), within 1 % of |f(x)| (f: the label's logit)."""
+    pred = planted_predictor
+    for text in ("the old dreadful big of it", "splendid and the new a today"):
+        r = explain(pred, text, steps=64)
+        ids = torch.tensor([pred.vocab.encode(r["tokens"])])
+        lengths = torch.tensor([ids.size(1)])
+        k = pred.labels.index(r["label"])
+        with torch.no_grad():
+            fx = pred.net(ids, lengths)[0, k]
+            fb = pred.net(torch.zeros_like(ids), lengths)[0, k]
+        assert abs(sum(r["attributions"]) - float(fx - fb)) <= 0.01 * abs(float(fx))
+        assert abs(r["delta"]) <= 0.01 * abs(float(fx))
+
+
+def test_padding_gets_no_attribution_and_changes_nothing(planted_predictor):
+    pred = planted_predictor
+    short, long_ = "dreadful day", "the old new big small splendid of it today"
+    ids = [pred.vocab.encode(t.split()) for t in (short, long_)]
+    T = max(map(len, ids))
+    batch = torch.tensor([x + [0] * (T - len(x)) for x in ids])  # (2, T), short one padded
+    lengths = torch.tensor([len(x) for x in ids])
+    targets = torch.tensor([0, 1])
+    attr, _ = attribute_ids(pred.net, batch, lengths, targets)
+    assert torch.all(attr[0, len(ids[0]):] == 0)
+    alone, _ = attribute_ids(pred.net, batch[:1, : len(ids[0])], lengths[:1], targets[:1])
+    assert torch.allclose(attr[0, : len(ids[0])], alone[0], atol=1e-5)
+
+
+def test_attributions_are_deterministic(planted_predictor):
+    a = explain(planted_predictor, "the splendid old it")
+    b = explain(planted_predictor, "the splendid old it")
+    assert a == b
+
+
+def test_explain_cli_json_html_png(tiny_run, tmp_path):
+    code, out, err = run_cli("explain", tiny_run, "Shares rose after strong results", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert set(r) == {"label", "probabilities", "tokens", "attributions", "delta"}
+    assert len(r["tokens"]) == len(r["attributions"]) == 5 and r["label"] in r["probabilities"]
+    html_out, png_out = tmp_path / "why.html", tmp_path / "why.png"
+    code, out, err = run_cli("explain", tiny_run, "Shares rose after strong results", "--out", html_out)
+    assert code == 0, err and "label:" in out
+    page = html_out.read_text()
+    assert page.count("<span title=") == 5 and "alt=\"gate heatmaps\"" in page
+    code, _, err = run_cli("explain", tiny_run, "Shares rose", "--out", png_out)
+    assert code == 0, err
+    assert png_out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--label", "nope"], "is not one of this model's labels"),
+    (["--out", "x.txt"], "must end in .html or .png"),
+    (["--steps", "0"], "at least 1 integration step"),
+])
+def test_explain_cli_refuses_bad_arguments(tiny_run, args, message):
+    code, out, err = run_cli("explain", tiny_run, "some text", *args)
+    assert code == 2 and out == "" and message in err and err.count("\n") == 1
+
+
+def test_a_run_explains_its_worst_errors(tiny_run):
+    errors = json.loads((tiny_run / "errors.json").read_text())
+    explained = [e for e in errors if "attributions" in e]
+    assert explained and len(explained) == min(10, len(errors))
+    assert all(len(e["tokens"]) == len(e["attributions"]) for e in explained)
+    assert (tiny_run / "report.html").read_text().count("<span title=") >= len(explained[0]["tokens"])

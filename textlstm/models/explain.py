@@ -1,0 +1,67 @@
+"""Which words decided: token attributions by integrated gradients on the embedding layer.
+
+Integrated gradients (Sundararajan et al., 2017) integrate the gradient of the label's logit
+along a straight path from a baseline input to the text; the per-token sums add up to
+logit(text) - logit(baseline) (completeness; Captum reports the gap as the convergence
+delta). The baseline is the padding embedding (a zero vector), so a token's score is what
+reading it, rather than nothing, added to the label's logit. Captum's LayerIntegratedGradients
+does the integration; we only choose the layer, the baseline and the target.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from textlstm.models.predictor import Predictor
+from textlstm.tokens.tokenize import tokenize_texts
+
+DEFAULT_STEPS = 64
+MAX_STEPS = 1024
+TOLERANCE = 0.01
+
+
+def attribute_ids(net, ids: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+                  steps: int = DEFAULT_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attributions (B, T) of each token to its row's target logit, and the convergence deltas
+    (B,). Padded positions hold the padding embedding in the text and in the baseline alike,
+    so they get exactly 0."""
+    from captum.attr import LayerIntegratedGradients
+
+    net = net.train(False)
+    lig = LayerIntegratedGradients(lambda i, n: net(i, n), net.embedding)
+    # cuDNN cannot run an RNN's backward pass in eval mode; the attribution pass needs one
+    with torch.backends.cudnn.flags(enabled=False):
+        attr, delta = lig.attribute(ids, baselines=torch.zeros_like(ids), target=targets,
+                                    additional_forward_args=(lengths,), n_steps=steps,
+                                    return_convergence_delta=True)
+    return attr.sum(-1).detach(), delta.detach()  # (B, T, E) -> (B, T)
+
+
+def explain(pred: Predictor, text: str, label: str | None = None,
+            steps: int = DEFAULT_STEPS) -> dict:
+    """One text: the predicted (or the named) label, probabilities, spaCy tokens in text order
+    (cut to data.max_length, as the model reads them) and one attribution per token."""
+    data = pred.cfg.data
+    tokens = tokenize_texts([text], data.lowercase)[0][: data.max_length] or ["<unk>"]
+    ids = torch.tensor([pred.vocab.encode(tokens)], device=pred.device)  # (1, T)
+    lengths = torch.tensor([ids.size(1)], device=pred.device)
+    row = pred.predict([text])[0]
+    target = label if label is not None else row["label"]
+    if target not in pred.labels:
+        from textlstm.core.errors import UserError
+
+        raise UserError(f"label '{target}' is not one of this model's labels "
+                        f"({', '.join(pred.labels)}); pass one of them to --label.")
+    targets = torch.tensor([pred.labels.index(target)])
+    with torch.no_grad():
+        fx = float(pred.net(ids, lengths)[0, targets[0]])  # the logit being explained
+    # more steps until complete: the attributions must add up to f(x) - f(baseline) within
+    # TOLERANCE of |f(x)| (a saturated LSTM gate can need more than the default)
+    while True:
+        attr, delta = attribute_ids(pred.net, ids, lengths, targets, steps)
+        if abs(float(delta[0])) <= TOLERANCE * abs(fx) or steps >= MAX_STEPS:
+            break
+        steps *= 2
+    return {"label": target, "probabilities": row["probabilities"], "tokens": tokens,
+            "attributions": [round(float(a), 6) for a in attr[0]],
+            "delta": round(float(delta[0]), 6)}
