@@ -7,8 +7,8 @@ import random
 
 import pytest
 import torch
-
 from conftest import run_cli
+
 from textlstm.core.config import load_config
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.explain import attribute_ids, explain
