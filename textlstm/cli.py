@@ -222,7 +222,7 @@ def _add_explain(sub) -> None:
 
 
 def _add_demo(sub) -> None:
-    dm = sub.add_parser("demo", help="the seed notes' demos: sine")
+    dm = sub.add_parser("demo", help="small worked examples of an LSTM: sine")
     dm.add_argument("name", help="sine")
     dm.add_argument("--out", default="sine.png", help="plot to write (default sine.png)")
     dm.add_argument("--epochs", type=int, default=5)

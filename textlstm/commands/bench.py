@@ -326,7 +326,7 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
                      for k in ("cold_tokens_per_second", "cold_seconds", "cached_seconds")},
         "peak_rss_mb": round(peak, 1),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        # context for the figures above (not part of the contract's required keys)
+        # context for the figures above (bench.json's fixed keys are the ones before this)
         "details": {
             "threads": threads, "steps": ours.steps, "batch_size": cfg.data.batch_size,
             "max_length": cfg.data.max_length,

@@ -13,7 +13,7 @@ training slice, and peak memory:
   Arrow files that were read (the kernel may drop those at any time, they are the page cache);
 - peak anonymous RSS (sampled): the memory the process really owns; this is what would run out.
 
-Targets (issue 7): peak RSS grows less than 20 % from the smallest to the largest size, and
+Targets: peak RSS grows less than 20 % from the smallest to the largest size, and
 preparation throughput does not fall with size.
 """
 

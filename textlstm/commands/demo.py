@@ -1,4 +1,5 @@
-"""Sine-wave regression demo (seed notes §4): a 2-layer LSTM predicts the next value of y = sin(x).
+"""Sine-wave regression demo, as in the LSTM articles textlstm started from: a 2-layer LSTM
+predicts the next value of y = sin(x).
 
     from textlstm.commands.demo import run_sine_demo
     run_sine_demo("sine.png")   # -> {"test_mse": ..., "baseline_mse": ..., "plot": "sine.png", ...}
@@ -215,7 +216,7 @@ if __name__ == "__main__":
 
 
 def run_demo(name: str, out: str | Path | None = None, epochs: int = 5, seed: int = 42) -> dict:
-    """`textlstm demo NAME`: the seed notes' demos by name (today: sine)."""
+    """`textlstm demo NAME`: the demos by name (today: sine)."""
     if name != "sine":
         raise UserError(f"unknown demo '{name}'; the demos are: sine.")
     return run_sine_demo(out=out, epochs=epochs, seed=seed, quiet=True)

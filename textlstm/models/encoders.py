@@ -1,7 +1,7 @@
 """Sequence encoders: (B, T, E) embeddings + lengths -> (B, T, D) states and (B, D) finals.
 
 Padding never changes a result. Two ways to get there, picked per device by measurement
-(see README, Performance):
+(measurements in docs/benchmarks.md):
 
 - `packed`: `pack_padded_sequence` through one `nn.LSTM`/`nn.GRU` call. cuDNN handles it
   well; on CPU its backward pass is several times slower than a padded batch
