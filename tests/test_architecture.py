@@ -161,3 +161,26 @@ def test_new_checkpoints_store_the_architecture_version(tiny_run):
     for name in ("best", "last"):
         ckpt = torch.load(tiny_run / "checkpoints" / f"{name}.ckpt", map_location="cpu", weights_only=True)
         assert ckpt["textlstm"] == {"arch_version": ARCH_VERSION, "version": __version__}
+
+
+def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
+    """Benchmarks and presets read the shipped configs from the installed package, not from a
+    source checkout's working directory."""
+    import subprocess
+    import sys
+
+    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True)
+    wheel = next(wheels.glob("textlstm-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True)
+    code = ("import textlstm.core.config as c, textlstm.commands.bench_scale, textlstm.commands.bench; "
+            "print(c.__file__); print(c.preset_path('tweets_sentiment')); "
+            "print(c.load_config(c.preset_path('bbc_news')).data.source)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    module, preset, source = out.stdout.split()
+    assert module.startswith(str(target)) and preset.startswith(str(target)) and source == "bbc_news"

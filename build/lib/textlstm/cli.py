@@ -44,7 +44,8 @@ def cmd_train(args) -> int:
 
     if args.resume:
         if args.config:
-            raise UserError("train takes --config or --resume, not both; a resumed run keeps its own config.")
+            raise UserError("train takes --config or --resume, not both; a resumed run keeps its "
+                            "own config.")
         run = require_run_dir(args.resume, "resume")
         cfg = load_config(run / CONFIG, [*args.overrides, f"resume={run}"])
     else:
@@ -53,7 +54,8 @@ def cmd_train(args) -> int:
     if _is_rank_zero():
         t = json.loads((run_dir / "metrics.json").read_text())["test"]
         print(f"run directory: {run_dir}")
-        print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} loss={t['loss']:.4f}")
+        print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} "
+              f"loss={t['loss']:.4f}")
     return 0
 
 
@@ -62,8 +64,8 @@ def cmd_evaluate(args) -> int:
 
     rest, overrides = _split_overrides(args.rest)
     if rest:
-        raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE and key=value "
-                        "overrides.")
+        raise UserError(f"evaluate got unexpected argument(s) {' '.join(rest)}; use --data FILE "
+                        "and key=value overrides.")
     report = evaluate(args.run, args.data, overrides)
     if _is_rank_zero():
         print(json.dumps(report))
@@ -93,20 +95,44 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from textlstm.commands.explain import explain_text
+
+    rest, overrides = _split_overrides(args.rest)
+    if len(rest) != 1:
+        raise UserError('explain takes one quoted text, e.g. textlstm explain RUN "a good film" '
+                        '--json.')
+    r = explain_text(args.run, rest[0], args.label, args.out, args.steps, overrides)
+    if args.json:
+        print(json.dumps(r, ensure_ascii=False))
+        return 0
+    print(f"label: {r['label']} (p = {r['probabilities'][r['label']]:.4f}); convergence delta "
+          f"{r['delta']:+.2e}")
+    ranked = sorted(zip(r["tokens"], r["attributions"], strict=True), key=lambda ta: -abs(ta[1]))
+    for tok, a in ranked[:10]:
+        print(f"  {a:+.4f}  {tok}")
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from textlstm.commands.inspect import inspect_text
 
     rest, overrides = _split_overrides(args.rest)
     if len(rest) != 1:
-        raise UserError('inspect takes one quoted text, e.g. textlstm inspect RUN "a good film" --out gates.png.')
-    print(json.dumps(inspect_text(args.run, rest[0], out=args.out, html=args.html, overrides=overrides)))
+        raise UserError('inspect takes one quoted text, e.g. textlstm inspect RUN "a good film" '
+                        '--out gates.png.')
+    print(json.dumps(inspect_text(args.run, rest[0], out=args.out, html=args.html,
+                                  overrides=overrides)))
     return 0
 
 
 def cmd_bench(args) -> int:
     from textlstm.commands.bench import run_bench
 
-    run_bench(args.datasets, args.steps, args.out, args.overrides, alternatives=not args.no_alternatives,
+    run_bench(args.datasets, args.steps, args.out, args.overrides,
+              alternatives=not args.no_alternatives,
               epochs=args.epochs)
     return 0
 
@@ -114,7 +140,8 @@ def cmd_bench(args) -> int:
 def cmd_bench_scale(args) -> int:
     from textlstm.commands.bench_scale import parse_memory, parse_sizes, run_scale
 
-    run_scale(parse_sizes(args.sizes), args.steps, args.eval_size, args.seed, args.out, args.overrides,
+    run_scale(parse_sizes(args.sizes), args.steps, args.eval_size, args.seed, args.out,
+              args.overrides,
               args.data_dir, parse_memory(args.memory_limit))
     return 0
 
@@ -140,32 +167,39 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="textlstm", description="BiLSTM text classification: train, evaluate, predict.")
-    sub = p.add_subparsers(dest="verb", required=True)
-
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model from a config", epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--config", "-c", default=None, help="YAML config file (configs/*.yaml)")
     t.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue a stopped run directory from its latest checkpoint (same folder, same W&B run)")
+                   help="continue a stopped run directory from its latest checkpoint (same folder, "
+                        "same W&B run)")
     t.add_argument("overrides", nargs="*", help="config overrides key=value")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics of a trained run on its test split or a labelled file")
+
+def _add_evaluate(sub) -> None:
+    e = sub.add_parser("evaluate",
+                       help="metrics of a trained run on its test split or a labelled file")
     e.add_argument("run", help="run directory (runs/<config>/<timestamp>)")
-    e.add_argument("--data", default=None, help="labelled CSV/JSONL/Parquet file (default: the run's test split)")
+    e.add_argument("--data", default=None,
+                   help="labelled CSV/JSONL/Parquet file (default: the run's test split)")
     e.add_argument("rest", nargs="*", help="key=value overrides")
     e.set_defaults(func=cmd_evaluate)
 
+
+def _add_predict(sub) -> None:
     pr = sub.add_parser("predict", help="label texts with a trained run (one JSON line per text)")
     pr.add_argument("run", help="run directory")
     pr.add_argument("rest", nargs="*", help="texts to label, and key=value overrides")
-    pr.add_argument("--input", "-i", default=None, help=".txt (a text per line), .csv or .jsonl file of texts")
+    pr.add_argument("--input", "-i", default=None,
+                    help=".txt (a text per line), .csv or .jsonl file of texts")
     pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     pr.set_defaults(func=cmd_predict)
 
+
+def _add_inspect(sub) -> None:
     i = sub.add_parser("inspect", help="draw a trained run's LSTM gates for one text")
     i.add_argument("run", help="run directory")
     i.add_argument("rest", nargs="*", help="the text (quoted), and key=value overrides")
@@ -173,54 +207,105 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--html", default=None, help="also write a self-contained HTML page")
     i.set_defaults(func=cmd_inspect)
 
-    dm = sub.add_parser("demo", help="the seed notes' demos: sine")
+
+def _add_explain(sub) -> None:
+    x = sub.add_parser("explain", help="which words decided a trained run's label for one text "
+                                       "(integrated gradients)")
+    x.add_argument("run", help="run directory")
+    x.add_argument("rest", nargs="*", help="the text (quoted), and key=value overrides")
+    x.add_argument("--label", default=None, help="explain this label (default: the predicted one)")
+    x.add_argument("--out", default=None, help="also draw it: .html (shaded tokens beside the gate "
+                                               "inspector) or .png (a bar per token)")
+    x.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    x.add_argument("--steps", type=int, default=64, help="integration steps (default 64)")
+    x.set_defaults(func=cmd_explain)
+
+
+def _add_demo(sub) -> None:
+    dm = sub.add_parser("demo", help="small worked examples of an LSTM: sine")
     dm.add_argument("name", help="sine")
     dm.add_argument("--out", default="sine.png", help="plot to write (default sine.png)")
     dm.add_argument("--epochs", type=int, default=5)
     dm.add_argument("--seed", type=int, default=42)
     dm.set_defaults(func=cmd_demo)
 
+
+def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="hyper-parameter search (Optuna offline, W&B sweep online)")
     sw.add_argument("file", help="sweep file (configs/sweeps/*.yaml)")
-    sw.add_argument("--trials", type=int, default=None, help="number of trials (default: the file's)")
-    sw.add_argument("overrides", nargs="*", help="config overrides applied to every trial, key=value")
+    sw.add_argument("--trials", type=int, default=None,
+                    help="number of trials (default: the file's)")
+    sw.add_argument("overrides", nargs="*",
+                    help="config overrides applied to every trial, key=value")
     sw.set_defaults(func=cmd_sweep)
 
-    rp = sub.add_parser("report", help="self-contained HTML report of a run, or of several side by side")
+
+def _add_report(sub) -> None:
+    rp = sub.add_parser("report",
+                        help="self-contained HTML report of a run, or of several side by side")
     rp.add_argument("runs", nargs="+", help="run directories")
-    rp.add_argument("--out", default=None, help="HTML file (default: <run>/report.html for one run, "
-                                                "report.html for several)")
+    rp.add_argument("--out", default=None, help="HTML file (default: <run>/report.html for one "
+                                                "run, report.html for several)")
     rp.set_defaults(func=cmd_report)
 
-    b = sub.add_parser("bench", help="speed benchmark: naive vs textlstm training, LSTM FLOP rate, inference, "
-                                     "tokenization, memory; writes bench.json")
+
+def _add_bench(sub) -> None:
+    b = sub.add_parser("bench", help="speed benchmark: naive vs textlstm training, LSTM FLOP rate, "
+                                     "inference, tokenization, memory; writes bench.json")
     b.add_argument("--datasets", nargs="+", default=["bbc_news", "tweets_sentiment"])
-    b.add_argument("--steps", type=int, default=24, help="timed training steps per path (default 24)")
-    b.add_argument("--out", default="bench.json", help="where to write the JSON results (default bench.json)")
+    b.add_argument("--steps", type=int, default=24,
+                   help="timed training steps per path (default 24)")
+    b.add_argument("--out", default="bench.json",
+                   help="where to write the JSON results (default bench.json)")
     b.add_argument("--epochs", type=int, default=2,
-                   help="then train both paths this many full epochs and compare test accuracy (0 skips; default 2)")
-    b.add_argument("--no-alternatives", action="store_true", help="skip the threads/workers/packed comparison")
-    b.add_argument("overrides", nargs="*", help="config overrides key=value, applied to every data set")
+                   help="then train both paths this many full epochs and compare test accuracy (0 "
+                        "skips; default 2)")
+    b.add_argument("--no-alternatives", action="store_true",
+                   help="skip the threads/workers/packed comparison")
+    b.add_argument("overrides", nargs="*",
+                   help="config overrides key=value, applied to every data set")
     b.set_defaults(func=cmd_bench)
 
-    bs = sub.add_parser("bench-scale", help="memory and preparation throughput on synthetic corpora of growing size "
-                                            "(default 1M, 2M, 4M documents); writes bench_scale.json")
-    bs.add_argument("--sizes", default="1M,2M,4M", help="comma-separated corpus sizes (default 1M,2M,4M)")
-    bs.add_argument("--steps", type=int, default=50, help="training steps in each epoch slice (default 50)")
-    bs.add_argument("--eval-size", type=int, default=10_000, help="validation and test documents (default 10000)")
+
+def _add_bench_scale(sub) -> None:
+    bs = sub.add_parser("bench-scale", help="memory and preparation throughput on synthetic "
+                                            "corpora of growing size (default 1M, 2M, 4M "
+                                            "documents); writes bench_scale.json")
+    bs.add_argument("--sizes", default="1M,2M,4M",
+                    help="comma-separated corpus sizes (default 1M,2M,4M)")
+    bs.add_argument("--steps", type=int, default=50,
+                    help="training steps in each epoch slice (default 50)")
+    bs.add_argument("--eval-size", type=int, default=10_000,
+                    help="validation and test documents (default 10000)")
     bs.add_argument("--seed", type=int, default=0, help="seed of the synthetic corpus (default 0)")
-    bs.add_argument("--data-dir", default="data", help="where the corpora are written (default data/)")
-    bs.add_argument("--out", default="bench_scale.json", help="JSON results (default bench_scale.json)")
+    bs.add_argument("--data-dir", default="data",
+                    help="where the corpora are written (default data/)")
+    bs.add_argument("--out", default="bench_scale.json",
+                    help="JSON results (default bench_scale.json)")
     bs.add_argument("--memory-limit", default=None, metavar="SIZE",
-                    help="also run each size inside a memory cgroup capped at SIZE (e.g. 1.2G): shows the memory "
-                         "a run needs, which peak RSS overstates by the memory-mapped pages it read")
+                    help="also run each size inside a memory cgroup capped at SIZE (e.g. 1.2G): "
+                         "shows the memory a run needs, which peak RSS overstates by the "
+                         "memory-mapped pages it read")
     bs.add_argument("overrides", nargs="*", help="config overrides key=value for every size")
     bs.set_defaults(func=cmd_bench_scale)
 
+
+def _add_prepare(sub) -> None:
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])
     d.add_argument("--data-dir", default="data")
     d.set_defaults(func=cmd_prepare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="textlstm",
+                                description="BiLSTM text classification: train, evaluate, predict.")
+    sub = p.add_subparsers(dest="verb", required=True)
+    # one helper per verb, in the order `textlstm --help` lists them
+    for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
+                _add_sweep,
+                _add_report, _add_bench, _add_bench_scale, _add_prepare):
+        add(sub)
     return p
 
 

@@ -36,8 +36,8 @@ def check_labels(dd: DatasetDict, labels: list[str], train_name: str = "train") 
         unseen = sorted(set(dd[split].unique("label")) - known)
         if unseen:
             shown = ", ".join(repr(u) for u in unseen[:5])
-            raise UserError(f"the {split} split has label(s) {shown} that never occur in {train_name}; "
-                            "add training examples for them or drop those rows.")
+            raise UserError(f"the {split} split has label(s) {shown} that never occur in "
+                            f"{train_name}; add training examples for them or drop those rows.")
 
 
 def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int) -> Dataset:
@@ -60,7 +60,8 @@ def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int)
         lengths = pc.list_value_length(tokens).fill_null(0).cast(pa.int32())
         position = pc.index_in(pc.list_flatten(tokens), value_set=words)
         ids = pc.fill_null(pc.add(position, 1), 1).cast(pa.int32())  # not found -> 1 (<unk>)
-        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths.to_numpy(zero_copy_only=False))]), pa.int32())
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths.to_numpy(zero_copy_only=False))]),
+                           pa.int32())
         out = {"ids": pa.ListArray.from_arrays(offsets, ids), "length": lengths}
         if with_labels:
             out["label_id"] = pc.index_in(table["label"], value_set=label_set).cast(pa.int32())
@@ -68,15 +69,19 @@ def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int)
 
     features = Features({"ids": Sequence(Value("int32")), "length": Value("int32"),
                          **({"label_id": Value("int32")} if with_labels else {})})
-    fp = fingerprint(ds._fingerprint, "encode-arrow", _digest(vocab.itos), _digest(labels), max_length, with_labels)
-    return ds.with_format("arrow").map(fn, batched=True, batch_size=20_000, remove_columns=ds.column_names,
-                                       features=features, new_fingerprint=fp, desc="encoding").with_format(None)
+    fp = fingerprint(ds._fingerprint, "encode-arrow", _digest(vocab.itos), _digest(labels),
+                     max_length, with_labels)
+    return ds.with_format("arrow").map(fn, batched=True, batch_size=20_000,
+                                       remove_columns=ds.column_names,
+                                       features=features, new_fingerprint=fp,
+                                       desc="encoding").with_format(None)
 
 
 class TextDataModule(L.LightningDataModule):
     """`cfg` is the config's `data` section. After `setup()`: `vocab`, `labels`, `splits`."""
 
-    def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None, labels: list[str] | None = None):
+    def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None,
+                 labels: list[str] | None = None):
         super().__init__()
         self.cfg = cfg
         self.seed = seed
@@ -116,7 +121,8 @@ class TextDataModule(L.LightningDataModule):
                             "a classifier needs at least two.")
         check_labels(raw, self.labels, self._train_name)
         if self.vocab is None:
-            self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq, c.max_vocab_size)
+            self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq,
+                                           c.max_vocab_size)
         self.timings["vocab"] = (t2 := time.perf_counter()) - t1
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
                                    for s, d in self.tokens.items()})
@@ -133,9 +139,10 @@ class TextDataModule(L.LightningDataModule):
         if not empty:
             return
         if empty == len(lengths):
-            raise UserError(f"the training split has no text: all {empty} texts are empty or whitespace; "
-                            "check data.text_field.")
-        log.warning("dropped %d empty or whitespace-only training text(s) of %d", empty, len(lengths))
+            raise UserError(f"the training split has no text: all {empty} texts are empty or "
+                            "whitespace; check data.text_field.")
+        log.warning("dropped %d empty or whitespace-only training text(s) of %d", empty,
+                    len(lengths))
         self.tokens["train"] = train.select(np.flatnonzero(lengths > 0))
 
     def _stats(self, raw: DatasetDict) -> dict:

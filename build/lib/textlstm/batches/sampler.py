@@ -18,25 +18,28 @@ class BucketBatchSampler(Sampler[list[int]]):
     length, cut it into batches, then shuffle the batches. With `max_tokens` a batch holds as
     many texts as fit the budget (padded size = count * longest), so long and short batches
     cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
-    (Lightning does, through `.sampler`) to reshuffle. Without shuffle the order is simply sorted by length. With
-    `exact`, every batch holds texts of one length (zero padding; see `make bench`).
+    (Lightning does, through `.sampler`) to reshuffle. Without shuffle the order is simply
+    sorted by length. With `exact`, every batch holds texts of one length (zero padding; see
+    `make bench`).
 
     An epoch's plan is two numpy arrays (the indices in batch order and where each batch
     starts), about 16 bytes per text: a corpus of millions of texts never becomes Python lists
     (`make bench-scale` measures it). Batches become lists one at a time, as they are drawn.
     """
 
-    def __init__(self, lengths, batch_size: int, max_tokens: int | None = None, shuffle: bool = True,
-                 seed: int = 0, bucket_factor: int = 50, drop_last: bool = False, exact: bool = False,
-                 even_shards: bool | None = None):
-        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int32), 1)  # an empty text is one <unk>
+    def __init__(self, lengths, batch_size: int, max_tokens: int | None = None,
+                 shuffle: bool = True, seed: int = 0, bucket_factor: int = 50,
+                 drop_last: bool = False, exact: bool = False, even_shards: bool | None = None):
+        # an empty text is one <unk>
+        self.lengths = np.maximum(np.asarray(lengths, dtype=np.int32), 1)
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.shuffle = shuffle
         self.seed = seed
         self.bucket_factor = bucket_factor
         self.drop_last = drop_last
-        self.exact = exact  # batches of one length only: no padding, at the price of more short batches
+        # batches of one length only: no padding, at the price of more short batches
+        self.exact = exact
         # under torch.distributed every rank computes the same plan (same seed and epoch) and
         # takes every world_size-th batch. Training needs the same number of batches on every
         # rank (or DDP's all-reduce hangs), so it repeats a few from the start; evaluation must

@@ -1,4 +1,4 @@
-"""`data.streaming=true`: train from a stream (a `datasets` IterableDataset) that never lands on disk.
+"""`data.streaming=true`: train from a `datasets` IterableDataset that never lands on disk.
 
 For sources larger than the local disk. What changes against the default (prepared) path:
 
@@ -58,7 +58,8 @@ log = logging.getLogger("textlstm")
 # ---------------------------------------------------------------- opening the stream
 
 
-def _standard_stream(stream: IterableDataset, text_field: str, label_field: str, where: str) -> IterableDataset:
+def _standard_stream(stream: IterableDataset, text_field: str, label_field: str,
+                     where: str) -> IterableDataset:
     """text/label as strings, as `sources.standardize` does for prepared data."""
     try:
         first = next(iter(stream))
@@ -66,7 +67,8 @@ def _standard_stream(stream: IterableDataset, text_field: str, label_field: str,
         raise UserError(f"{where} has no rows; give a source with at least one example.") from None
     for field, key in ((text_field, "data.text_field"), (label_field, "data.label_field")):
         if field not in first:
-            raise UserError(f"{where} has no column '{field}' (columns: {', '.join(first)}); set {key} to one of them.")
+            raise UserError(f"{where} has no column '{field}' (columns: {', '.join(first)}); set "
+                            f"{key} to one of them.")
     feat = (stream.features or {}).get(label_field) if stream.features else None
     names = feat.int2str if feat is not None and hasattr(feat, "int2str") else None
 
@@ -86,7 +88,8 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
 
     if cfg.source in EMBEDDED or cfg.source == "files":
         if cfg.source in EMBEDDED:
-            folder = prepare_embedded(cfg.source, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction,
+            folder = prepare_embedded(cfg.source, cfg.data_dir, cfg.validation_fraction,
+                                      cfg.test_fraction,
                                       cfg.split_seed)
             files = {s: folder / f"{s}.jsonl" for s in SPLITS}
             text_field, label_field = "text", "label"
@@ -95,21 +98,25 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
             text_field, label_field = cfg.text_field, cfg.label_field
         train = files["train"]
         builder, kwargs = loader_for(train)
-        stream = load_dataset(builder, data_files=str(train), split="train", streaming=True, **kwargs)
+        stream = load_dataset(builder, data_files=str(train), split="train", streaming=True,
+                              **kwargs)
         stream = _standard_stream(stream, text_field, label_field, f"data file {train}")
-        evals = {s: standardize(read_file(files[s], cache_dir_for(cfg)), text_field, label_field, f"data file {files[s]}")
+        evals = {s: standardize(read_file(files[s], cache_dir_for(cfg)), text_field, label_field,
+                                f"data file {files[s]}")
                  for s in ("validation", "test") if s in files}
         return stream, evals, count_rows(train), []
     available = open_hub(cfg.source, streaming=True)  # splits by name, nothing read yet
     check_train_split(cfg.source, available, cfg.hf_splits["train"])
-    streams = {s: available[hub] for s, hub in cfg.hf_splits.items() if s in SPLITS and hub in available}
+    streams = {s: available[hub]
+               for s, hub in cfg.hf_splits.items() if s in SPLITS and hub in available}
     feat = (streams["train"].features or {}).get(cfg.label_field)
     names = list(feat.names) if feat is not None and hasattr(feat, "names") else []
     std = {s: _standard_stream(st, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'")
            for s, st in streams.items()}
     evals = {s: Dataset.from_list(list(std[s])) for s in ("validation", "test") if s in std}
     info = streams["train"].info.splits
-    rows = info[cfg.hf_splits["train"]].num_examples if info and cfg.hf_splits["train"] in info else None
+    hub_train = cfg.hf_splits["train"]
+    rows = info[hub_train].num_examples if info and hub_train in info else None
     return std["train"], evals, rows, names
 
 
@@ -119,10 +126,12 @@ def open_stream(cfg) -> tuple[IterableDataset, dict[str, Dataset], int | None, l
 class StreamBatches(torch.utils.data.IterableDataset):
     """Padded training batches (`collate`'s format) from a text/label stream; see the module doc."""
 
-    def __init__(self, stream: IterableDataset, vocab, labels: list[str], cfg, seed: int, rows: int | None):
+    def __init__(self, stream: IterableDataset, vocab, labels: list[str], cfg, seed: int,
+                 rows: int | None):
         self.stream, self.vocab, self.labels = stream, vocab, list(labels)
         self.index = {lab: i for i, lab in enumerate(self.labels)}
-        self.batch_size, self.max_length, self.lowercase = cfg.batch_size, cfg.max_length, cfg.lowercase
+        self.batch_size, self.max_length = cfg.batch_size, cfg.max_length
+        self.lowercase = cfg.lowercase
         self.buffer, self.sample = cfg.shuffle_buffer, cfg.streaming_sample
         self.seed, self.rows, self.epoch = seed, rows, 0
 
@@ -141,13 +150,14 @@ class StreamBatches(torch.utils.data.IterableDataset):
     def _encode(self, texts: list[str], labels: list[str]) -> dict[str, torch.Tensor]:
         ids = [self.vocab.encode(t, self.max_length) for t in tokenize_texts(texts, self.lowercase)]
         if any(lab in (None, "") for lab in labels):
-            raise UserError("the training stream has a row with an empty label; fill or drop such rows.")
+            raise UserError("the training stream has a row with an empty label; fill or drop such "
+                            "rows.")
         try:
             label_ids = [self.index[lab] for lab in labels]
         except KeyError as e:
-            raise UserError(f"the training stream has the label {e.args[0]!r}, which is not among the first "
-                            f"{self.sample} examples the label set was taken from; raise data.streaming_sample "
-                            "or remove those rows.") from None
+            raise UserError(f"the training stream has the label {e.args[0]!r}, which is not among "
+                            f"the first {self.sample} examples the label set was taken from; raise "
+                            "data.streaming_sample or remove those rows.") from None
         return collate([{"ids": x, "label_id": y} for x, y in zip(ids, label_ids, strict=True)])
 
     def __iter__(self):
@@ -189,9 +199,10 @@ def _warn_if_grouped(labels: list[str], buffer: int) -> None:
     share = np.unique(labels, return_counts=True)[1] / n
     expected = (n - 1) * (1 - float((share**2).sum()))  # label changes in a shuffled stream
     if expected > 0 and changes < expected / 2:
-        log.warning("the first %d training rows come in runs of one label (%d label changes where a shuffled "
-                    "stream has about %d); streaming shuffles only within data.shuffle_buffer=%d rows, so shuffle "
-                    "the source first or raise data.shuffle_buffer", n, changes, expected, buffer)
+        log.warning("the first %d training rows come in runs of one label (%d label changes where "
+                    "a shuffled stream has about %d); streaming shuffles only within "
+                    "data.shuffle_buffer=%d rows, so shuffle the source first or raise "
+                    "data.shuffle_buffer", n, changes, expected, buffer)
 
 
 class _EpochLoader(DataLoader):
@@ -238,12 +249,14 @@ class StreamingDataModule(TextDataModule):
             train_sample = sample.select(idx["train"])
         for s in ("validation", "test"):
             if len(evals[s]) == 0:
-                raise UserError(f"the {s} split is empty; give a {s} file or raise data.streaming_sample.")
+                raise UserError(f"the {s} split is empty; give a {s} file or raise "
+                                "data.streaming_sample.")
         if self.labels is None:
             self.labels = sorted(set(names) | set(sample.unique("label")))
         self._train_name = (f"the first {len(sample)} training rows (the labels' source; raise "
                             "data.streaming_sample to read more)")
-        self._build(DatasetDict({"train": train_sample, **{s: evals[s] for s in ("validation", "test")}}))
+        self._build(DatasetDict({"train": train_sample,
+                                 **{s: evals[s] for s in ("validation", "test")}}))
         self.stats["train_size"] = rows
         self.stats["train_sample_size"] = len(train_sample)
         self.stream = StreamBatches(stream, self.vocab, self.labels, c, self.seed, rows)

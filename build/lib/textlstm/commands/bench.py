@@ -34,7 +34,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from textlstm.batches.datamodule import TextDataModule
-from textlstm.core.config import load_config
+from textlstm.core.config import load_config, preset_path
 from textlstm.core.errors import UserError
 from textlstm.core.hardware import set_threads, usable_cores
 from textlstm.core.logs import quiet_libraries
@@ -69,7 +69,8 @@ def naive_loader(ds, batch_size: int, max_length: int, seed: int) -> DataLoader:
         for row, e in enumerate(examples):
             ids[row, : len(e["ids"])] = torch.as_tensor(e["ids"][:max_length], dtype=torch.long)
         lengths = torch.tensor([max(1, len(e["ids"])) for e in examples])
-        return {"ids": ids, "lengths": lengths, "labels": torch.tensor([e["label_id"] for e in examples])}
+        return {"ids": ids, "lengths": lengths,
+                "labels": torch.tensor([e["label_id"] for e in examples])}
 
     g = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=True, collate_fn=pad, generator=g)
@@ -131,7 +132,8 @@ class Stepper:
         self.shapes: list[tuple[int, int]] = []
 
     def step(self, batch) -> None:
-        loss = nn.functional.cross_entropy(self.net(batch["ids"], batch["lengths"]), batch["labels"])
+        loss = nn.functional.cross_entropy(self.net(batch["ids"], batch["lengths"]),
+                                           batch["labels"])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
@@ -166,13 +168,15 @@ def _mm_rate(m: int, k: int, n: int, min_seconds: float = 0.15) -> float:
     return 2 * m * k * n * reps / dt
 
 
-def lstm_gemms(B: int, T: int, in_dim: int, H: int, gates: int) -> dict[str, tuple[int, int, int, int]]:
+def lstm_gemms(B: int, T: int, in_dim: int, H: int, gates: int) -> dict[str,
+                                                                        tuple[int, int, int, int]]:
     """The GEMMs one direction of one recurrent layer does for a (B, T) batch, forward and
     backward: name -> (m, k, n, times). The input projection is one GEMM over all steps; the
     recurrent one is a (B, H) x (H, gates*H) product per step."""
     G = gates * H
     return {
-        "ih_fwd": (B * T, in_dim, G, 1), "ih_dx": (B * T, G, in_dim, 1), "ih_dw": (in_dim, B * T, G, 1),
+        "ih_fwd": (B * T, in_dim, G, 1), "ih_dx": (B * T, G, in_dim, 1),
+        "ih_dw": (in_dim, B * T, G, 1),
         "hh_fwd": (B, H, G, T), "hh_dh": (B, G, H, T), "hh_dw": (H, B * T, G, 1),
     }
 
@@ -232,7 +236,8 @@ def tokenize_timing(cfg, procs: tuple[int, ...] = ()) -> dict:
             for r in raws:
                 tokenize_dataset(r, cfg.data.lowercase, n, min_rows_per_proc=0)
             cached = time.perf_counter() - t0
-            out = {"cold_tokens_per_second": n_tokens / cold, "cold_seconds": cold, "cached_seconds": cached,
+            out = {"cold_tokens_per_second": n_tokens / cold, "cold_seconds": cold,
+                   "cached_seconds": cached,
                    "tokens": n_tokens}
     return out
 
@@ -257,11 +262,9 @@ def inference_timing(net: TextClassifier, dm: TextDataModule, cfg, batch_size: i
 
 
 # ---------------------------------------------------------------- one data set
-def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: bool, epochs: int, log) -> dict:
-    path = Path("configs") / f"{name}.yaml"
-    if not path.is_file():
-        raise UserError(f"{path} not found; run the benchmark from the project root (make bench).")
-    cfg = load_config(path, overrides)
+def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: bool, epochs: int,
+                  log) -> dict:
+    cfg = load_config(preset_path(name), overrides)
     threads = set_threads(cfg.trainer.num_threads)
     torch.manual_seed(cfg.seed)
     dm = TextDataModule(cfg.data, seed=cfg.seed)
@@ -270,9 +273,10 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     procs = cfg.data.num_proc or usable_cores()
     alt_procs = () if not alternatives else (1,) if procs > 1 else (2,) if threads > 1 else ()
     tok = tokenize_timing(cfg, alt_procs)
-    log(f"  tokenize: {tok['cold_tokens_per_second']:,.0f} tokens/s cold ({tok['cold_seconds']:.2f} s), "
-        f"cached pass {tok['cached_seconds']:.3f} s"
-        + "".join(f"; {k.split('_', 2)[2]}: {v:.2f} s cold" for k, v in tok.items() if "num_proc" in k))
+    log(f"  tokenize: {tok['cold_tokens_per_second']:,.0f} tokens/s cold "
+        f"({tok['cold_seconds']:.2f} s), cached pass {tok['cached_seconds']:.3f} s"
+        + "".join(f"; {k.split('_', 2)[2]}: {v:.2f} s cold"
+                  for k, v in tok.items() if "num_proc" in k))
 
     dm.setup()
     train_ds = dm.splits["train"]
@@ -280,12 +284,14 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     ours_net = TextClassifier(V, C, cfg.model)
     if cfg.model.embedding.vectors:
         vecs, found, _ = load_vectors(cfg.model.embedding.vectors, dm.vocab)
-        ours_net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), cfg.model.embedding.freeze)
+        ours_net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found),
+                              cfg.model.embedding.freeze)
     naive_net = NaiveLSTMClassifier(V, C, cfg.model)
     naive_net.load_state_dict(ours_net.state_dict())  # the same starting point for both
     naive_net.embedding.weight.requires_grad_(ours_net.embedding.weight.requires_grad)
     ours = Stepper(ours_net, dm.loader("train"), cfg.optim.lr)
-    naive = Stepper(naive_net, naive_loader(train_ds, cfg.data.batch_size, cfg.data.max_length, cfg.seed),
+    naive = Stepper(naive_net,
+                    naive_loader(train_ds, cfg.data.batch_size, cfg.data.max_length, cfg.seed),
                     cfg.optim.lr)
     warm = 3
     ours.run(warm, timed=False)
@@ -297,8 +303,8 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
         ours.run(max(1, steps // rounds))
     peak = _peak_rss_mb()
     ratio = ours.tokens_per_second / naive.tokens_per_second
-    log(f"  train: naive {naive.tokens_per_second:,.0f} real tokens/s, textlstm {ours.tokens_per_second:,.0f} "
-        f"-> {ratio:.2f}x")
+    log(f"  train: naive {naive.tokens_per_second:,.0f} real tokens/s, textlstm "
+        f"{ours.tokens_per_second:,.0f} -> {ratio:.2f}x")
 
     # the encoder alone on the batches textlstm's path just used
     sample = [b for _, b in zip(range(min(steps, 12)), _cycle(dm.loader("train")), strict=False)]
@@ -307,24 +313,29 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
         f"{flop['matmul_gflops']:.1f} -> {flop['fraction']:.0%}")
 
     inf = inference_timing(ours_net, dm, cfg)
-    log(f"  inference: {inf['model']:,.0f} docs/s from token ids, {inf['end_to_end']:,.0f} docs/s from text")
+    log(f"  inference: {inf['model']:,.0f} docs/s from token ids, {inf['end_to_end']:,.0f} docs/s "
+        "from text")
 
     result = {
         "train_tokens_per_second": {"naive": round(naive.tokens_per_second, 1),
-                                    "textlstm": round(ours.tokens_per_second, 1), "ratio": round(ratio, 3)},
+                                    "textlstm": round(ours.tokens_per_second, 1),
+                                    "ratio": round(ratio, 3)},
         "lstm_flop_fraction": round(flop["fraction"], 3),
         "infer_docs_per_second": round(inf["model"], 1),
-        "tokenize": {k: round(tok[k], 4) for k in ("cold_tokens_per_second", "cold_seconds", "cached_seconds")},
+        "tokenize": {k: round(tok[k], 4)
+                     for k in ("cold_tokens_per_second", "cold_seconds", "cached_seconds")},
         "peak_rss_mb": round(peak, 1),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        # context for the figures above (not part of the contract's required keys)
+        # context for the figures above (bench.json's fixed keys are the ones before this)
         "details": {
             "threads": threads, "steps": ours.steps, "batch_size": cfg.data.batch_size,
-            "max_length": cfg.data.max_length, "max_tokens_per_batch": cfg.data.max_tokens_per_batch,
+            "max_length": cfg.data.max_length,
+            "max_tokens_per_batch": cfg.data.max_tokens_per_batch,
             "padding_fraction": {
                 "naive": round(1 - naive.tokens / sum(b * t for b, t in naive.shapes), 3),
                 "textlstm": round(1 - ours.tokens / sum(b * t for b, t in ours.shapes), 3)},
-            "lstm_gflops": round(flop["lstm_gflops"], 2), "matmul_gflops": round(flop["matmul_gflops"], 2),
+            "lstm_gflops": round(flop["lstm_gflops"], 2),
+            "matmul_gflops": round(flop["matmul_gflops"], 2),
             "infer_docs_per_second_end_to_end": round(inf["end_to_end"], 1),
             "tokenize_num_proc": procs,
             **{f"tokenize_{k}": round(v, 3) for k, v in tok.items() if "num_proc" in k},
@@ -336,13 +347,17 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     if epochs:
         # after the timed steps (the same count for both), N full epochs each, then test accuracy
         for _ in range(epochs):
-            naive.run(len(naive_loader(train_ds, cfg.data.batch_size, cfg.data.max_length, cfg.seed)), timed=False)
+            naive_epoch = naive_loader(train_ds, cfg.data.batch_size, cfg.data.max_length, cfg.seed)
+            naive.run(len(naive_epoch), timed=False)
             ours.run(len(dm.loader("train")), timed=False)
-        test_naive = naive_loader(dm.splits["test"], cfg.data.eval_batch_size, cfg.data.max_length, cfg.seed)
+        test_naive = naive_loader(dm.splits["test"], cfg.data.eval_batch_size, cfg.data.max_length,
+                                  cfg.seed)
         result["test_accuracy"] = {"naive": round(accuracy(naive_net, test_naive), 4),
-                                   "textlstm": round(accuracy(ours_net, dm.loader("test")), 4), "epochs": epochs}
-        log(f"  test accuracy after {epochs} epoch(s): naive {result['test_accuracy']['naive']:.4f}, "
-            f"textlstm {result['test_accuracy']['textlstm']:.4f}")
+                                   "textlstm": round(accuracy(ours_net, dm.loader("test")), 4),
+                                   "epochs": epochs}
+        log(f"  test accuracy after {epochs} epoch(s): naive "
+            f"{result['test_accuracy']['naive']:.4f}, textlstm "
+            f"{result['test_accuracy']['textlstm']:.4f}")
     return result
 
 
@@ -354,9 +369,11 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
     chosen_threads = torch.get_num_threads()
     variants = {"chosen": {}, "threads=1": {"threads": 1}, "num_workers=1": {"data.num_workers": 1},
                 "threads=1,num_workers=1": {"threads": 1, "data.num_workers": 1},
-                "impl=packed": {"model.encoder.impl": "packed"}, "bucketing=exact": {"data.bucketing": "exact"}}
+                "impl=packed": {"model.encoder.impl": "packed"},
+                "bucketing=exact": {"data.bucketing": "exact"}}
     if chosen_threads == 1:  # one core: compare with oversubscribing it instead
-        variants = {k.replace("threads=1", "threads=2"): ({**v, "threads": 2} if "threads" in v else v)
+        variants = {k.replace("threads=1",
+                              "threads=2"): ({**v, "threads": 2} if "threads" in v else v)
                     for k, v in variants.items()}
     steppers = {}
     for label, change in variants.items():
@@ -367,7 +384,8 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
         net = TextClassifier(len(dm.vocab), len(dm.labels), c.model)
         net.load_state_dict(state)
         dm.cfg = c.data
-        steppers[label] = (Stepper(net, dm.loader("train"), c.optim.lr), change.get("threads", chosen_threads))
+        steppers[label] = (Stepper(net, dm.loader("train"), c.optim.lr),
+                           change.get("threads", chosen_threads))
     dm.cfg = cfg.data
     rounds = 3
     for r in range(rounds + 1):
@@ -383,11 +401,13 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
     return out
 
 
-def run_bench(datasets: list[str], steps: int, out: str | Path, overrides: list[str], alternatives: bool = True,
+def run_bench(datasets: list[str], steps: int, out: str | Path, overrides: list[str],
+              alternatives: bool = True,
               epochs: int = 0, log=print) -> dict:
     for name in datasets:
         if name not in DATASETS:
-            raise UserError(f"'{name}' is not a benchmark data set; use {' and/or '.join(DATASETS)}.")
+            raise UserError(f"'{name}' is not a benchmark data set; use "
+                            f"{' and/or '.join(DATASETS)}.")
     if steps < 2:
         raise UserError("--steps must be at least 2 (timed training steps per path).")
     if epochs < 0:
@@ -422,9 +442,11 @@ def table(results: dict) -> str:
         ("  ratio", lambda r: f"{r['train_tokens_per_second']['ratio']:.2f}x"),
         ("LSTM FLOP/s / matmul rate", lambda r: f"{r['lstm_flop_fraction']:.0%}"),
         ("inference docs/s (ids)", lambda r: f"{r['infer_docs_per_second']:,.0f}"),
-        ("inference docs/s (text)", lambda r: f"{r['details']['infer_docs_per_second_end_to_end']:,.0f}"),
+        ("inference docs/s (text)",
+         lambda r: f"{r['details']['infer_docs_per_second_end_to_end']:,.0f}"),
         ("tokenize cold tokens/s", lambda r: f"{r['tokenize']['cold_tokens_per_second']:,.0f}"),
-        ("tokenize cached / cold", lambda r: f"{r['tokenize']['cached_seconds'] / r['tokenize']['cold_seconds']:.1%}"),
+        ("tokenize cached / cold",
+         lambda r: f"{r['tokenize']['cached_seconds'] / r['tokenize']['cold_seconds']:.1%}"),
         ("peak RSS MB (training)", lambda r: f"{r['peak_rss_mb']:,.0f}"),
     ]
     alts = sorted({k for n in names for k in results[n].get("alternatives", {})},
@@ -436,7 +458,8 @@ def table(results: dict) -> str:
     if any("test_accuracy" in results[n] for n in names):
         for k in ("naive", "textlstm"):
             lines.append(f"{'test accuracy, ' + k:<{w}}" + "".join(
-                f"{results[n].get('test_accuracy', {}).get(k, float('nan')):>20.4f}" for n in names))
+                f"{results[n].get('test_accuracy', {}).get(k, float('nan')):>20.4f}"
+                for n in names))
     for k in alts:
         lines.append(f"{'alt ' + k:<{w}}" + "".join(
             f"{results[n].get('alternatives', {}).get(k, float('nan')):>20,.0f}" for n in names))

@@ -13,7 +13,7 @@ training slice, and peak memory:
   Arrow files that were read (the kernel may drop those at any time, they are the page cache);
 - peak anonymous RSS (sampled): the memory the process really owns; this is what would run out.
 
-Targets (issue 7): peak RSS grows less than 20 % from the smallest to the largest size, and
+Targets: peak RSS grows less than 20 % from the smallest to the largest size, and
 preparation throughput does not fall with size.
 """
 
@@ -35,7 +35,6 @@ import numpy as np
 
 from textlstm.core.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 100_000  # documents generated per random stream: the corpus does not depend on memory
 
 
@@ -43,7 +42,7 @@ CHUNK = 100_000  # documents generated per random stream: the corpus does not de
 
 
 def _tweet_model(data_dir: str | Path) -> dict:
-    """Per label: share, token list with probabilities, observed token counts (tweets train split)."""
+    """Per label: share, tokens with probabilities, observed token counts (tweets train split)."""
     from textlstm.data.sources import prepare_embedded
     from textlstm.tokens.tokenize import tokenize_texts
 
@@ -76,7 +75,8 @@ def _documents(model: dict, n: int, seed: int):
         for k in range(len(model["labels"])):
             rows = np.flatnonzero(labels == k)
             lens = rng.choice(model["lengths"][k], size=len(rows))
-            words = model["vocab"][k][rng.choice(len(model["vocab"][k]), size=int(lens.sum()), p=model["p"][k])]
+            words = model["vocab"][k][rng.choice(len(model["vocab"][k]), size=int(lens.sum()),
+                                                 p=model["p"][k])]
             for row, piece in zip(rows, np.split(words, np.cumsum(lens)[:-1]), strict=True):
                 texts[row] = " ".join(piece)
         for i in range(m):
@@ -87,12 +87,14 @@ def make_corpus(n: int, seed: int, eval_size: int, data_dir: str | Path, log=pri
     """data/scale/<n>-seed<seed>/{train,validation,test}.jsonl, written once (then reused)."""
     folder = Path(data_dir) / "scale" / f"{n}-seed{seed}"
     done = folder / "DONE"
-    if done.is_file() and json.loads(done.read_text()) == {"n": n, "seed": seed, "eval_size": eval_size}:
+    if done.is_file() and json.loads(done.read_text()) == {"n": n, "seed": seed,
+                                                           "eval_size": eval_size}:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     model = _tweet_model(data_dir)
-    for split, count, s in (("train", n, seed), ("validation", eval_size, seed + 1), ("test", eval_size, seed + 2)):
+    for split, count, s in (("train", n, seed), ("validation", eval_size, seed + 1),
+                            ("test", eval_size, seed + 2)):
         tmp = folder / f".{split}.jsonl.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             for text, label in _documents(model, count, s):
@@ -141,18 +143,21 @@ def measure_one(folder: Path, steps: int, overrides: list[str]) -> dict:
     """Prepare `folder` cold and train `steps` batches; memory and timings of this process."""
     from textlstm.batches.datamodule import TextDataModule
     from textlstm.commands.train import train
-    from textlstm.core.config import load_config
+    from textlstm.core.config import load_config, preset_path
     from textlstm.data.columns import column_array
 
     sampler = MemorySampler()
     sampler.start()
     work = Path(tempfile.mkdtemp(prefix="textlstm-scale-"))
     try:
-        cfg = load_config(ROOT / "configs" / "tweets_sentiment.yaml", [
+        cfg = load_config(preset_path("tweets_sentiment"), [
             "data.source=files", f"data.train_file={folder / 'train.jsonl'}",
-            f"data.validation_file={folder / 'validation.jsonl'}", f"data.test_file={folder / 'test.jsonl'}",
-            f"data.data_dir={work / 'data'}", f"run_root={work / 'runs'}", "name=scale", "wandb.mode=disabled",
-            "trainer.progress_bar=false", "trainer.max_epochs=1", f"trainer.limit_train_batches={steps}",
+            f"data.validation_file={folder / 'validation.jsonl'}",
+            f"data.test_file={folder / 'test.jsonl'}",
+            f"data.data_dir={work / 'data'}", f"run_root={work / 'runs'}", "name=scale",
+            "wandb.mode=disabled",
+            "trainer.progress_bar=false", "trainer.max_epochs=1",
+            f"trainer.limit_train_batches={steps}",
             *overrides])
         base = MemorySampler.read()
         sampler.phase = "prepare"
@@ -216,7 +221,8 @@ class MemoryCap:
                 base, v2 = Path("/sys/fs/cgroup/memory") / path.lstrip("/"), False
                 break
         else:
-            path = next((ln.split(":", 2)[2] for ln in Path("/proc/self/cgroup").read_text().splitlines()
+            path = next((ln.split(":",
+                                  2)[2] for ln in Path("/proc/self/cgroup").read_text().splitlines()
                          if ln.startswith("0::")), "/")
             base, v2 = Path("/sys/fs/cgroup") / path.lstrip("/"), True
         d = base / f"textlstm-bench-{os.getpid()}"
@@ -224,8 +230,8 @@ class MemoryCap:
             d.mkdir()
             (d / ("memory.max" if v2 else "memory.limit_in_bytes")).write_text(str(self.limit))
         except OSError as e:
-            raise UserError(f"--memory-limit needs a memory cgroup this user may create ({d}: {e.strerror}); "
-                            "run without it.") from None
+            raise UserError(f"--memory-limit needs a memory cgroup this user may create ({d}: "
+                            f"{e.strerror}); run without it.") from None
         return d, v2
 
     def join(self) -> None:  # in the child, before exec
@@ -233,13 +239,16 @@ class MemoryCap:
 
     def report(self) -> dict:
         if self.v2:
-            events = dict(line.split() for line in (self.dir / "memory.events").read_text().splitlines())
+            events_text = (self.dir / "memory.events").read_text()
+            events = dict(line.split() for line in events_text.splitlines())
             return {"limit_mb": self.limit >> 20, "times_at_limit": int(events.get("max", 0)),
                     "oom_kills": int(events.get("oom_kill", 0)),
                     "max_usage_mb": int((self.dir / "memory.peak").read_text()) >> 20
                     if (self.dir / "memory.peak").exists() else None}
-        oom = dict(line.split() for line in (self.dir / "memory.oom_control").read_text().splitlines())
-        return {"limit_mb": self.limit >> 20, "times_at_limit": int((self.dir / "memory.failcnt").read_text()),
+        oom_text = (self.dir / "memory.oom_control").read_text()
+        oom = dict(line.split() for line in oom_text.splitlines())
+        return {"limit_mb": self.limit >> 20,
+                "times_at_limit": int((self.dir / "memory.failcnt").read_text()),
                 "oom_kills": int(oom.get("oom_kill", 0)),
                 "max_usage_mb": int((self.dir / "memory.max_usage_in_bytes").read_text()) >> 20}
 
@@ -267,7 +276,8 @@ def _count(text: str) -> int:
     try:
         n = int(float(t[:-1] if mult > 1 else t) * mult)
     except ValueError:
-        raise UserError(f"--sizes has '{text}', which is not a count; give e.g. 1M,2M,4M or 100000,200000.") from None
+        raise UserError(f"--sizes has '{text}', which is not a count; give e.g. 1M,2M,4M or "
+                        "100000,200000.") from None
     if n < 1000:
         raise UserError(f"--sizes has {n}; use at least 1000 documents per size.")
     return n
@@ -284,7 +294,8 @@ def parse_memory(text: str | None) -> int | None:
         raise UserError(f"--memory-limit is '{text}'; give bytes or e.g. 1500M, 1.5G.") from None
 
 
-def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str | Path, overrides: list[str],
+def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str | Path,
+              overrides: list[str],
               data_dir: str | Path = "data", memory_limit: int | None = None, log=print) -> dict:
     if steps < 1:
         raise UserError("--steps must be at least 1.")
@@ -292,11 +303,13 @@ def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str 
     for n in sizes:
         log(f"[{n:,} documents]")
         folder = make_corpus(n, seed, eval_size, data_dir, log)
-        cmd = [sys.executable, "-m", "textlstm.commands.bench_scale", str(folder), str(steps), json.dumps(overrides)]
+        cmd = [sys.executable, "-m", "textlstm.commands.bench_scale", str(Path(folder).resolve()),
+               str(steps), json.dumps(overrides)]
         cap = MemoryCap(memory_limit) if memory_limit else None
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, preexec_fn=cap.join if cap else None,
-                               env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"})
+            p = subprocess.run(cmd, capture_output=True, text=True,
+                               preexec_fn=cap.join if cap else None,
+                               env={**os.environ, "WANDB_MODE": "disabled"})
             capped = cap.report() if cap else None
         finally:
             if cap:
@@ -311,10 +324,12 @@ def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str 
         if capped:
             r["memory_cap"] = capped
         results[str(n)] = r
-        log(f"  prepared in {r['prepare_seconds']:.0f} s ({r['prepare_docs_per_second']:,.0f} docs/s), "
-            f"{steps} training steps in {r['train_slice_seconds']:.0f} s; peak RSS {r['peak_rss_mb']:,} MB, "
-            f"peak anonymous {r['peak_anon_mb']:,} MB ({r['peak_anon_phase']})"
-            + (f"; cap {capped['limit_mb']:,} MB reached {capped['times_at_limit']:,} times" if capped else ""))
+        log(f"  prepared in {r['prepare_seconds']:.0f} s ({r['prepare_docs_per_second']:,.0f} "
+            f"docs/s), {steps} training steps in {r['train_slice_seconds']:.0f} s; peak RSS "
+            f"{r['peak_rss_mb']:,} MB, peak anonymous {r['peak_anon_mb']:,} MB "
+            f"({r['peak_anon_phase']})"
+            + (f"; cap {capped['limit_mb']:,} MB reached {capped['times_at_limit']:,} "
+               "times" if capped else ""))
     if not all(r["completed"] for r in results.values()):
         doc = {"results": results, "summary": {"sizes": sizes, "completed": False}}
         Path(out).write_text(json.dumps(doc, indent=2))
@@ -325,11 +340,14 @@ def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str 
         "sizes": sizes,
         "peak_rss_growth": round(large["peak_rss_mb"] / small["peak_rss_mb"] - 1, 4),
         "peak_anon_growth": round(large["peak_anon_mb"] / small["peak_anon_mb"] - 1, 4),
-        "prepare_throughput_ratio": round(large["prepare_docs_per_second"] / small["prepare_docs_per_second"], 3),
+        "prepare_throughput_ratio": round(large["prepare_docs_per_second"]
+                                          / small["prepare_docs_per_second"], 3),
     }
-    summary["rss_target_met"] = summary["peak_rss_growth"] < 0.20  # VmHWM, mapped file pages included
+    # VmHWM, mapped file pages included
+    summary["rss_target_met"] = summary["peak_rss_growth"] < 0.20
     summary["anon_target_met"] = summary["peak_anon_growth"] < 0.20  # the memory the process owns
-    summary["throughput_target_met"] = summary["prepare_throughput_ratio"] >= 0.95  # "does not fall", 5 % noise
+    # "does not fall", 5 % noise
+    summary["throughput_target_met"] = summary["prepare_throughput_ratio"] >= 0.95
     doc = {"results": results, "summary": summary,
            "_meta": {"seed": seed, "eval_size": eval_size, "steps": steps, "overrides": overrides,
                      "memory_limit_mb": memory_limit >> 20 if memory_limit else None,
@@ -360,9 +378,11 @@ def table(doc: dict) -> str:
     for name, fmt in rows:
         lines.append(f"{name:22}" + "".join(f"{fmt(res[str(n)]):>14}" for n in sizes))
     s = doc["summary"]
-    lines.append(f"peak RSS growth {s['peak_rss_growth']:+.1%} (target < +20 %: {'met' if s['rss_target_met'] else 'NOT met'}); "
-                 f"anonymous {s['peak_anon_growth']:+.1%}; preparation throughput x{s['prepare_throughput_ratio']:.2f} "
-                 f"(target: not falling: {'met' if s['throughput_target_met'] else 'NOT met'})")
+    lines.append(f"peak RSS growth {s['peak_rss_growth']:+.1%} (target < +20 %: "
+                 f"{'met' if s['rss_target_met'] else 'NOT met'}); anonymous "
+                 f"{s['peak_anon_growth']:+.1%}; preparation throughput "
+                 f"x{s['prepare_throughput_ratio']:.2f} (target: not falling: "
+                 f"{'met' if s['throughput_target_met'] else 'NOT met'})")
     return "\n".join(lines)
 
 

@@ -1,11 +1,13 @@
-"""Sine-wave regression demo (seed notes §4): a 2-layer LSTM predicts the next value of y = sin(x).
+"""Sine-wave regression demo, as in the LSTM articles textlstm started from: a 2-layer LSTM
+predicts the next value of y = sin(x).
 
     from textlstm.commands.demo import run_sine_demo
     run_sine_demo("sine.png")   # -> {"test_mse": ..., "baseline_mse": ..., "plot": "sine.png", ...}
 
 The setup is the seed's, reproduced as is: x = linspace(0, 1000, 1000) steps ~1.0 rad, so the
 series is an aliased sine (about 6 samples a period), not a smooth curve. The model still learns
-it, because the next value is a fixed function of the last two (sin(x+h) = 2cos(h)sin(x) - sin(x-h)).
+it, because the next value is a fixed function of the last two:
+sin(x+h) = 2cos(h)sin(x) - sin(x-h).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from textlstm.core.logs import quiet_libraries
 
 
 def make_windows(n_points: int = 1000, window: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, window, 1), y (N, 1) float32 with N = n_points - window: each window predicts the next value."""
+    """X (N, window, 1), y (N, 1) float32 with N = n_points - window.
+
+    Each window predicts the next value.
+    """
     x = np.linspace(0, 1000, n_points)
     series = np.sin(x)
     n = n_points - window
@@ -38,10 +43,10 @@ def make_windows(n_points: int = 1000, window: int = 50) -> tuple[np.ndarray, np
 
 
 def split_indices(n: int, test_size: float = 0.2, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, test_idx), the same rows as sklearn's train_test_split(test_size, random_state=seed).
+    """(train_idx, test_idx): the rows of sklearn's train_test_split(test_size, random_state=seed).
 
-    sklearn is not a dependency, so its ShuffleSplit rule is reproduced: one RandomState permutation,
-    the first ceil(test_size * n) rows are the test set, the rest the training set.
+    sklearn is not a dependency, so its ShuffleSplit rule is reproduced: one RandomState
+    permutation, the first ceil(test_size * n) rows are the test set, the rest the training set.
     """
     n_test = math.ceil(test_size * n)
     perm = np.random.RandomState(seed).permutation(n)
@@ -54,11 +59,13 @@ class SineLSTM(nn.Module):
     def __init__(self, hidden_size: int = 50, num_layers: int = 2):
         super().__init__()
         self.hidden_size, self.num_layers = hidden_size, num_layers
-        self.lstm = nn.LSTM(input_size=1, hidden_size=hidden_size, num_layers=num_layers, batch_first=True)
+        self.lstm = nn.LSTM(input_size=1, hidden_size=hidden_size, num_layers=num_layers,
+                            batch_first=True)
         self.fc = nn.Linear(hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, T, 1)
-        # zero initial states, as in the seed (nn.LSTM would default to zeros too; explicit for clarity)
+        # zero initial states, as in the seed (nn.LSTM would default to zeros too; explicit for
+        # clarity)
         h0 = x.new_zeros(self.num_layers, x.size(0), self.hidden_size)  # (layers, B, H)
         c0 = torch.zeros_like(h0)
         out, _ = self.lstm(x, (h0, c0))  # (B, T, H)
@@ -87,7 +94,8 @@ class LitSine(L.LightningModule):
     def _eval_step(self, batch, split: str):
         x, y = batch
         # logged per epoch, weighted by batch size, so the value is the MSE over the whole split
-        self.log(f"{split}/mse", self.loss(self(x), y), on_step=False, on_epoch=True, batch_size=len(x))
+        self.log(f"{split}/mse", self.loss(self(x), y), on_step=False, on_epoch=True,
+                 batch_size=len(x))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -115,7 +123,8 @@ def plot_predictions(path: str | Path, t: np.ndarray, actual: np.ndarray, predic
     t, actual, predicted = t[order], actual[order], predicted[order]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 4.8), dpi=110, width_ratios=[2.2, 1])
     actual_style = dict(color="tab:blue", marker="o", ms=3.5, label="actual sin(x)")
-    pred_style = dict(ls="none", marker="o", ms=5, mfc="none", mew=1.1, color="tab:orange", label="predicted")
+    pred_style = dict(ls="none", marker="o", ms=5, mfc="none", mew=1.1, color="tab:orange",
+                      label="predicted")
 
     # left: test points in the order they occur in the series; the first `zoom` only, since all
     # of them over x in [50, 1000] are too dense to pair by eye; grey ticks join each pair
@@ -150,10 +159,11 @@ def plot_predictions(path: str | Path, t: np.ndarray, actual: np.ndarray, predic
     return path
 
 
-def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42, batch_size: int = 64,
+def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42,
+                  batch_size: int = 64,
                   lr: float = 1e-3, hidden_size: int = 50, num_layers: int = 2, window: int = 50,
                   quiet: bool = True) -> dict:
-    """Train the seed's sine LSTM with a Lightning Trainer on CPU; optionally write a plot to `out`."""
+    """Train the seed's sine LSTM with a Lightning Trainer on CPU; optionally plot to `out`."""
     t0 = time.perf_counter()
     if quiet:
         quiet_libraries()
@@ -175,11 +185,13 @@ def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42
     torch.set_num_threads(1)
     try:
         with warnings.catch_warnings():
-            if quiet:  # the seed has no validation split; LitSine.validation_step is for callers with one
+            # the seed has no validation split; LitSine.validation_step is for callers with one
+            if quiet:
                 warnings.filterwarnings("ignore", message=".*no `val_dataloader`")
             if epochs > 0:
                 trainer.fit(model, train_dataloaders=train_dl)
-            test_mse = float(trainer.test(model, dataloaders=test_dl, verbose=not quiet)[0]["test/mse"])
+            test_mse = float(trainer.test(model, dataloaders=test_dl,
+                                          verbose=not quiet)[0]["test/mse"])
     finally:
         torch.set_num_threads(threads)
 
@@ -192,8 +204,10 @@ def run_sine_demo(out: str | Path | None = None, epochs: int = 5, seed: int = 42
             pred = model(X[te]).squeeze(1).numpy()
         # a window starting at row i predicts the point at index i + window of the series
         x_axis = np.linspace(0, 1000, len(X) + window)[te + window]
-        plot = str(plot_predictions(out, x_axis, y[te].squeeze(1).numpy(), pred, test_mse, baseline_mse))
-    return {"test_mse": test_mse, "baseline_mse": baseline_mse, "epochs": epochs, "train_size": len(tr),
+        plot = str(plot_predictions(out, x_axis, y[te].squeeze(1).numpy(), pred, test_mse,
+                                    baseline_mse))
+    return {"test_mse": test_mse, "baseline_mse": baseline_mse, "epochs": epochs,
+            "train_size": len(tr),
             "test_size": len(te), "seconds": time.perf_counter() - t0, "plot": plot}
 
 
@@ -202,7 +216,7 @@ if __name__ == "__main__":
 
 
 def run_demo(name: str, out: str | Path | None = None, epochs: int = 5, seed: int = 42) -> dict:
-    """`textlstm demo NAME`: the seed notes' demos by name (today: sine)."""
+    """`textlstm demo NAME`: the demos by name (today: sine)."""
     if name != "sine":
         raise UserError(f"unknown demo '{name}'; the demos are: sine.")
     return run_sine_demo(out=out, epochs=epochs, seed=seed, quiet=True)

@@ -17,7 +17,8 @@ from textlstm.tokens.tokenize import tokenize_dataset
 from textlstm.training.module import LitTextClassifier
 
 
-def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[str] | None = None) -> dict:
+def evaluate(run_dir: str | Path, data_file: str | None = None,
+             overrides: list[str] | None = None) -> dict:
     """Returns a dict shaped like metrics.json's "test" entry."""
     quiet_libraries()
     pred = load(run_dir, overrides, device="cpu")
@@ -28,15 +29,20 @@ def evaluate(run_dir: str | Path, data_file: str | None = None, overrides: list[
         dm.prepare_data()
         dm.setup()
     else:
-        ds = standardize(read_file(data_file), cfg.data.text_field, cfg.data.label_field, f"data file {data_file}")
+        ds = standardize(read_file(data_file), cfg.data.text_field, cfg.data.label_field,
+                         f"data file {data_file}")
         check_labels(DatasetDict({"test": ds}), pred.labels)
-        dm.splits = DatasetDict({"test": encode(tokenize_dataset(ds, cfg.data.lowercase), pred.vocab,
+        dm.splits = DatasetDict({"test": encode(tokenize_dataset(ds, cfg.data.lowercase),
+                                                pred.vocab,
                                                 pred.labels, cfg.data.max_length)})
     model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim))
+    model.temperature = pred.temperature  # the run's calibration: loss and ECE as predict sees them
     t = cfg.trainer
-    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
+    trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                        num_nodes=t.num_nodes,
                         precision=t.precision, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False,
-                        use_distributed_sampler=False)  # the bucket sampler shards itself (disjoint for eval)
+                        # the bucket sampler shards itself (disjoint for eval)
+                        use_distributed_sampler=False)
     trainer.test(model, dataloaders=dm.loader("test", shuffle=False), verbose=False)
     return model.reports["test"]

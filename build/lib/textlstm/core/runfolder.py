@@ -34,8 +34,8 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the run folder {base} ({e.strerror}); set run_root to a folder "
-                        "you can write to.") from None
+        raise UserError(f"cannot create the run folder {base} ({e.strerror}); set run_root to a "
+                        "folder you can write to.") from None
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for k in range(1000):
         d = base / (stamp if k == 0 else f"{stamp}-{k}")
@@ -59,8 +59,8 @@ def resume_target(run_dir: str | Path) -> tuple[Path, Path]:
     run_dir = require_run_dir(run_dir, "resume")
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
-        raise UserError(f"cannot resume {run_dir}: it has no checkpoint yet (it stopped before its first "
-                        "epoch ended); start it again with `textlstm train`.")
+        raise UserError(f"cannot resume {run_dir}: it has no checkpoint yet (it stopped before its "
+                        "first epoch ended); start it again with `textlstm train`.")
     read_checkpoint(ckpt)  # refuses a corrupt checkpoint, or one carrying code, in one sentence
     if (run_dir / METRICS).is_file():
         raise UserError(f"cannot resume {run_dir}: it already finished ({METRICS} exists); "
@@ -91,13 +91,31 @@ def load_labels(run_dir: Path) -> list[str]:
     try:
         labels = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"labels file {path} is missing; the run directory is incomplete, retrain or "
-                        "copy it back.") from None
+        raise UserError(f"labels file {path} is missing; the run directory is incomplete, retrain "
+                        "or copy it back.") from None
     except ValueError:
-        raise UserError(f"labels file {path} is corrupt; restore it from the original run.") from None
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise UserError(f"labels file {path} is corrupt; restore it from the original "
+                        "run.") from None
+    if not isinstance(labels,
+                      list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
         raise UserError(f"labels file {path} must be a JSON list of at least two label strings.")
     return labels
+
+
+def load_temperature(run_dir: Path) -> float:
+    """The calibration temperature fitted when the run finished (1.0: none, or a run made
+    before calibration existed)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return 1.0
+    try:
+        calib = json.loads(path.read_text(encoding="utf-8")).get("calibration") or {}
+        temperature = float(calib.get("temperature", 1.0))
+    except (ValueError, TypeError, AttributeError):
+        raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.") from None
+    if not temperature > 0:
+        raise UserError(f"{path} has calibration.temperature={temperature}; it must be positive.")
+    return temperature
 
 
 def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
@@ -105,8 +123,8 @@ def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     if not ckpt.is_file():
         ckpt = Path(run_dir) / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
-        raise UserError(f"run {run_dir} has no checkpoints/best.ckpt or last.ckpt; train it first or "
-                        "pass another run.")
+        raise UserError(f"run {run_dir} has no checkpoints/best.ckpt or last.ckpt; train it first "
+                        "or pass another run.")
     return ckpt
 
 
@@ -118,9 +136,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" in str(e) or "Unsupported" in str(e) or "global" in str(e).lower():
-            raise UserError(f"checkpoint {path} contains code or objects that are not plain weights, so "
-                            "it was refused; only load checkpoints written by textlstm.") from None
-        raise UserError(f"checkpoint {path} is corrupt ({_first_line(e)}); use another checkpoint.") from None
+            raise UserError(f"checkpoint {path} contains code or objects that are not plain "
+                            "weights, so it was refused; only load checkpoints written by "
+                            "textlstm.") from None
+        raise UserError(f"checkpoint {path} is corrupt ({_first_line(e)}); use another "
+                        "checkpoint.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise UserError(f"checkpoint {path} is truncated or corrupt ({_first_line(e)}); "
                         "use last.ckpt/best.ckpt from an intact run.") from None

@@ -36,7 +36,8 @@ def token_counts(ds: Dataset, name: str = "tokens") -> np.ndarray:
     """Tokens per text (int32), computed in Arrow."""
     import pyarrow.compute as pc
 
-    parts = [pc.list_value_length(col).to_numpy(zero_copy_only=False) for col in arrow_batches(ds, name)]
+    parts = [pc.list_value_length(col).to_numpy(zero_copy_only=False) for col in arrow_batches(ds,
+                                                                                               name)]
     return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
 
@@ -47,5 +48,6 @@ def count_tokens(ds: Dataset, name: str = "tokens") -> Counter:
     counts: Counter = Counter()
     for col in arrow_batches(ds, name):
         vc = pc.value_counts(pc.list_flatten(col))
-        counts.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
+        counts.update(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(),
+                               strict=True)))
     return counts

@@ -20,8 +20,8 @@ BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".n
 def builder_for(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in BUILDERS:
-        raise UserError(f"data file {path} has an unknown format '{suffix}'; use .csv, .tsv, .jsonl, .json "
-                        "or .parquet.")
+        raise UserError(f"data file {path} has an unknown format '{suffix}'; use .csv, .tsv, "
+                        ".jsonl, .json or .parquet.")
     return BUILDERS[suffix]
 
 
@@ -29,7 +29,8 @@ def loader_for(path: Path) -> tuple[str, dict]:
     """The `datasets` builder and its arguments for a local file, after checking it exists and
     is not empty."""
     if not path.is_file():
-        raise UserError(f"data file {path} does not exist; check the path in data.*_file or --data.")
+        raise UserError(f"data file {path} does not exist; check the path in data.*_file or "
+                        "--data.")
     if path.stat().st_size == 0:
         raise UserError(f"data file {path} is empty; give a file with a header and rows.")
     return builder_for(path), ({"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {})
@@ -57,7 +58,8 @@ def iter_texts(path: Path, text_field: str) -> Iterator[str]:
     """Texts one at a time (constant memory) from .csv/.tsv (column `text_field`), .jsonl (key
     `text_field`, or a bare JSON string per line) or any other file (a text per line)."""
     if not path.is_file():
-        raise UserError(f"input file {path} does not exist; pass an existing .txt, .csv or .jsonl file.")
+        raise UserError(f"input file {path} does not exist; pass an existing .txt, .csv or .jsonl "
+                        "file.")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         yield from _csv_texts(path, text_field, "\t" if suffix == ".tsv" else ",")
@@ -87,8 +89,8 @@ def _jsonl_texts(path: Path, text_field: str) -> Iterator[str]:
             try:
                 obj = json.loads(line)
             except ValueError:
-                raise UserError(f"input file {path} line {n} is not valid JSON; use one JSON object per "
-                                "line.") from None
+                raise UserError(f"input file {path} line {n} is not valid JSON; use one JSON "
+                                "object per line.") from None
             value = obj.get(text_field) if isinstance(obj, dict) else obj
             if not isinstance(value, str):
                 raise UserError(f"input file {path} line {n}: '{text_field}' is not a string; "

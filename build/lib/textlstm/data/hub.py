@@ -29,7 +29,8 @@ def open_hub(source: str, cache_dir: str | None = None, streaming: bool = False)
         return load_dataset(repo, subset, cache_dir=cache_dir)
     except Exception as e:  # the loaders raise many types; all mean "cannot open this dataset"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+        offline = (os.environ.get("HF_DATASETS_OFFLINE") == "1"
+                   or os.environ.get("HF_HUB_OFFLINE") == "1")
         hint = ("the hub is switched off (HF_*_OFFLINE=1)" if offline
                 else "check the name and your network, or download it and use data.source=files")
         verb = "streamed" if streaming else "loaded"
@@ -38,5 +39,6 @@ def open_hub(source: str, cache_dir: str | None = None, streaming: bool = False)
 
 def check_train_split(repo_source: str, available, train_split: str) -> None:
     if train_split not in available:
-        raise UserError(f"hub dataset '{parse_source(repo_source)[0]}' has no split '{train_split}' "
-                        f"(splits: {', '.join(available)}); set data.hf_splits.train.")
+        raise UserError(f"hub dataset '{parse_source(repo_source)[0]}' has no split "
+                        f"'{train_split}' (splits: {', '.join(available)}); set "
+                        "data.hf_splits.train.")

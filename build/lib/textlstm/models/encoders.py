@@ -1,7 +1,7 @@
 """Sequence encoders: (B, T, E) embeddings + lengths -> (B, T, D) states and (B, D) finals.
 
 Padding never changes a result. Two ways to get there, picked per device by measurement
-(see README, Performance):
+(measurements in docs/benchmarks.md):
 
 - `packed`: `pack_padded_sequence` through one `nn.LSTM`/`nn.GRU` call. cuDNN handles it
   well; on CPU its backward pass is several times slower than a padded batch
@@ -35,12 +35,14 @@ class RNNEncoder(nn.Module):
     outputs at padded positions are zero.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = True,
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = True,
                  dropout: float = 0.0, cell: str = "lstm", impl: str = "auto"):
         super().__init__()
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
         self.cell = cell
-        self.rnn = rnn_cls(input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+        self.rnn = rnn_cls(input_size, hidden_size, num_layers=num_layers,
+                           bidirectional=bidirectional,
                            dropout=dropout if num_layers > 1 else 0.0, batch_first=True)
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -62,7 +64,8 @@ class RNNEncoder(nn.Module):
         if self._use_packed(x):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
-            out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, D), zeros at pads
+            # (B, T, D), zeros at pads
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         elif bool((lengths == T).all()):
             # no padding at all (common once batches are sorted by length): one fused call is
             # exact, and skips the per-direction reversal and masking
@@ -76,7 +79,8 @@ class RNNEncoder(nn.Module):
 
     def _weights(self, layer: int, reverse: bool) -> list[torch.Tensor]:
         sfx = f"l{layer}" + ("_reverse" if reverse else "")
-        return [getattr(self.rnn, f"{n}_{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        return [getattr(self.rnn, f"{n}_{sfx}") for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                          "bias_hh")]
 
     def _run(self, x: torch.Tensor, layer: int, reverse: bool) -> torch.Tensor:
         B = x.size(0)
@@ -97,7 +101,8 @@ class RNNEncoder(nn.Module):
                 h = nn.functional.dropout(h, self.dropout, self.training)
             outs = [self._run(h, layer, reverse=False)]  # (B, T, H)
             if rev is not None:
-                outs.append(reverse_padded(self._run(reverse_padded(h, rev), layer, reverse=True), rev))
+                outs.append(reverse_padded(self._run(reverse_padded(h, rev), layer, reverse=True),
+                                           rev))
             h = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
             h = h * mask  # zero the states at padded positions, as pad_packed_sequence does
         return h

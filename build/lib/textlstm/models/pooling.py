@@ -26,7 +26,8 @@ class Pooling(nn.Module):
     def get_output_dim(self) -> int:
         return self.dim
 
-    def forward(self, states: torch.Tensor, lengths: torch.Tensor, final: torch.Tensor) -> torch.Tensor:
+    def forward(self, states: torch.Tensor, lengths: torch.Tensor,
+                final: torch.Tensor) -> torch.Tensor:
         if self.mode == "last":
             return final
         T = states.size(1)

@@ -21,15 +21,19 @@ class Predictor:
     """A trained network with its vocabulary, labels and tokenizer settings."""
 
     def __init__(self, net: TextClassifier, vocab: Vocab, labels: list[str], cfg: DictConfig,
-                 run_dir: Path | None = None, device: str | torch.device = "cpu"):
+                 run_dir: Path | None = None, device: str | torch.device = "cpu",
+                 temperature: float = 1.0):
         self.net = net.train(False).to(device)
+        # calibration: probabilities are softmax(logits / temperature); labels never change
+        self.temperature = float(temperature)
         self.vocab, self.labels, self.cfg, self.run_dir = vocab, labels, cfg, run_dir
         self.device = torch.device(device)
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass strings.")
+                raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass "
+                                "strings.")
         toks = tokenize_texts(texts, self.cfg.data.lowercase)
         return [self.vocab.encode(t, self.cfg.data.max_length) for t in toks]
 
@@ -48,7 +52,7 @@ class Predictor:
             chunk = order[s : s + bs]
             batch = collate([{"ids": ids[i]} for i in chunk])
             logits = self.net(batch["ids"].to(self.device), batch["lengths"].to(self.device))
-            probs[chunk] = logits.float().softmax(-1).cpu()
+            probs[chunk] = (logits.float() / self.temperature).softmax(-1).cpu()
         return probs
 
     def predict(self, texts: Iterable[str] | str, batch_size: int | None = None) -> list[dict]:
@@ -63,10 +67,12 @@ class Predictor:
         for row in probs.tolist():
             best = max(range(len(row)), key=row.__getitem__)
             out.append({"label": self.labels[best],
-                        "probabilities": {lab: round(p, 6) for lab, p in zip(self.labels, row, strict=True)}})
+                        "probabilities": {lab: round(p, 6)
+                                          for lab, p in zip(self.labels, row, strict=True)}})
         return out
 
-    def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192) -> Iterator[tuple[str, dict]]:
+    def predict_stream(self, texts: Iterable[str],
+                       chunk_size: int = 8192) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
         buf: list[str] = []
         for t in texts:

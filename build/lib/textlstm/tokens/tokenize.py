@@ -45,7 +45,8 @@ def fingerprint(parent: str, *parts) -> str:
     return h.hexdigest()[:16]
 
 
-def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1, min_rows_per_proc: int = 1000) -> Dataset:
+def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1,
+                     min_rows_per_proc: int = 1000) -> Dataset:
     """Tokenize the `text` column into `tokens`, cached on disk. `num_proc` > 1 forks worker
     processes, which pays only for large splits (fork + spaCy start cost ~0.5 s each)."""
     if num_proc <= 0:

@@ -36,7 +36,8 @@ def _builtin(name: str, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
 
 def _text_file(path: Path, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise UserError(f"vector file {path} does not exist; set model.embedding.vectors to glove-6b-50d or an existing file.")
+        raise UserError(f"vector file {path} does not exist; set model.embedding.vectors to "
+                        "glove-6b-50d or an existing file.")
     vecs, hit, dim = None, np.zeros(len(vocab), dtype=bool), None
     with open(path, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh):
@@ -55,14 +56,15 @@ def _text_file(path: Path, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
                 vecs[idx] = np.asarray(parts[1:], dtype=np.float32)
                 hit[idx] = True
             except ValueError:
-                raise UserError(f"vector file {path} has a non-numeric value on line {n + 1}; use a GloVe/word2vec text file.") from None
+                raise UserError(f"vector file {path} has a non-numeric value on line {n + 1}; use "
+                                "a GloVe/word2vec text file.") from None
     if vecs is None:
         raise UserError(f"vector file {path} holds no vectors; use a GloVe/word2vec text file.")
     return vecs, hit
 
 
 def load_vectors(spec: str, vocab: Vocab) -> tuple[np.ndarray, np.ndarray, float]:
-    """(len(vocab), D) vectors (zeros where missing), the found-mask, and the coverage of real words."""
+    """(len(vocab), D) vectors (zeros where missing), the found-mask, and real-word coverage."""
     vecs, hit = _builtin(spec, vocab) if spec in BUILTIN else _text_file(Path(spec), vocab)
     hit[:2] = False  # <pad>, <unk> are ours
     return vecs, hit, float(hit[2:].mean()) if len(vocab) > 2 else 0.0

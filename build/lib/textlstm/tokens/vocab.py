@@ -25,7 +25,8 @@ class Vocab:
         self._lookup = {t: i for t, i in self.stoi.items() if i != 0}
 
     @classmethod
-    def build(cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None) -> Vocab:
+    def build(cls, token_lists: Iterable[list[str]], min_freq: int = 1,
+              max_size: int | None = None) -> Vocab:
         counts = Counter()
         for toks in token_lists:
             counts.update(toks)
@@ -37,7 +38,8 @@ class Vocab:
         counts.pop(PAD, None)
         counts.pop(UNK, None)
         # sorting by (-count, token) makes the ids independent of the order texts arrive in
-        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        words = sorted((w for w, c in counts.items() if c >= min_freq),
+                       key=lambda w: (-counts[w], w))
         if max_size is not None:
             words = words[: max(0, max_size - 2)]
         return cls([PAD, UNK, *words])
@@ -67,6 +69,8 @@ class Vocab:
             itos = json.loads(path.read_text(encoding="utf-8"))["itos"]
             return cls(itos)
         except FileNotFoundError:
-            raise UserError(f"vocabulary file {path} is missing; the run directory is incomplete, retrain or copy it back.") from None
+            raise UserError(f"vocabulary file {path} is missing; the run directory is incomplete, "
+                            "retrain or copy it back.") from None
         except (ValueError, KeyError, TypeError):
-            raise UserError(f"vocabulary file {path} is corrupt; restore it from the original run.") from None
+            raise UserError(f"vocabulary file {path} is corrupt; restore it from the original "
+                            "run.") from None

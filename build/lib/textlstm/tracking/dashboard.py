@@ -24,7 +24,8 @@ def predictions(pred, dm, split: str) -> dict:
     """Probabilities, predicted and true label ids, and texts for one split, in split order."""
     ds = dm.splits[split]
     probs = pred.proba_from_ids([list(x) for x in ds["ids"]])  # (N, C)
-    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(), "true": column_array(ds, "label_id"),
+    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(),
+            "true": column_array(ds, "label_id"),
             "text": dm.tokens[split]["text"]}
 
 
@@ -54,12 +55,15 @@ def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str
     return path
 
 
-def prediction_rows(p: dict, labels: list[str], split: str, cap: int = MAX_PREDICTION_ROWS) -> list[list]:
+def prediction_rows(p: dict, labels: list[str], split: str,
+                    cap: int = MAX_PREDICTION_ROWS) -> list[list]:
     wrong = p["pred"] != p["true"]
     conf = p["probs"].max(1)
     # mistakes first (most confident mistakes at the top), then correct ones, least confident first
-    order = sorted(range(len(wrong)), key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
-    return [[split, p["text"][i][:500], labels[p["true"][i]], labels[p["pred"][i]], bool(not wrong[i]),
+    order = sorted(range(len(wrong)),
+                   key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+    return [[split, p["text"][i][:500], labels[p["true"][i]], labels[p["pred"][i]],
+             bool(not wrong[i]),
              *[round(float(x), 4) for x in p["probs"][i]]] for i in order]
 
 
@@ -71,14 +75,28 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
     from torchmetrics.functional.classification import multiclass_precision_recall_curve
 
     precision, recall, _ = multiclass_precision_recall_curve(torch.from_numpy(p["probs"]),
-                                                             torch.from_numpy(p["true"]).long(), len(labels))
+                                                             torch.from_numpy(p["true"]).long(),
+                                                             len(labels))
     xs, ys = [], []
     for pr, rc in zip(precision, recall, strict=True):
         keep = np.unique(np.linspace(0, len(rc) - 1, min(points, len(rc))).astype(int))
         xs.append(rc[keep].tolist())
         ys.append(pr[keep].tolist())
-    return wandb.plot.line_series(xs=xs, ys=ys, keys=labels, title="test precision-recall (one class vs rest)",
+    return wandb.plot.line_series(xs=xs, ys=ys, keys=labels,
+                                  title="test precision-recall (one class vs rest)",
                                   xname="recall")
+
+
+def _reliability_png(calib: dict, run_dir: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    from textlstm.tracking.report import reliability_figure
+
+    fig = reliability_figure(calib)
+    path = run_dir / "reliability.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
 
 
 def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None,
@@ -97,7 +115,8 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
         for lab, c in zip(labels, counts, strict=True):
             balance.add_data(split, lab, int(c), round(float(c) / max(1, counts.sum()), 4))
     lengths = column_array(dm.splits["train"], "length")
-    run.log({"data/class_balance": balance, "data/train_token_length": wandb.Histogram(lengths, num_bins=40)})
+    run.log({"data/class_balance": balance,
+             "data/train_token_length": wandb.Histogram(lengths, num_bins=40)})
 
     # ---- test: per-class metrics, confusion matrix, PR curves; predictions of validation and test
     test = metrics["test"]
@@ -110,26 +129,35 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
     png = confusion_png(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
                         f"test confusion matrix (accuracy {test['accuracy']:.4f})")
     rows = prediction_rows(pt, labels, "test") + prediction_rows(pv, labels, "validation")
-    table = wandb.Table(columns=["split", "text", "true", "predicted", "correct", *[f"p_{lab}" for lab in labels]],
+    table = wandb.Table(columns=["split", "text", "true", "predicted", "correct",
+                                 *[f"p_{lab}" for lab in labels]],
                         data=rows)
     run.log({
         "test/per_class": per_class,
-        "test/confusion_matrix": wandb.plot.confusion_matrix(y_true=pt["true"].tolist(), preds=pt["pred"].tolist(),
-                                                             class_names=labels, title="test confusion matrix"),
+        "test/confusion_matrix": wandb.plot.confusion_matrix(y_true=pt["true"].tolist(),
+                                                             preds=pt["pred"].tolist(),
+                                                             class_names=labels, title="test "
+                                                                                       "confusion "
+                                                                                       "matrix"),
         "test/confusion_matrix_png": wandb.Image(str(png)),
         "test/pr_curve": pr_curves(pt, labels),
+        **({"test/reliability": wandb.Image(_reliability_png(metrics["calibration"], run_dir))}
+           if metrics.get("calibration") else {}),
         "predictions": table,
     })
 
     # ---- the best checkpoint with what it takes to load it
     if best_ckpt:
         art = wandb.Artifact(f"model-{run.id}", type="model",
-                             metadata={"test_accuracy": test["accuracy"], "test_f1_macro": test["f1_macro"],
+                             metadata={"test_accuracy": test["accuracy"],
+                                       "test_f1_macro": test["f1_macro"],
                                        "labels": labels},
-                             description="best checkpoint (val macro-F1) + vocab.json + labels.json + config.yaml; "
-                                         "download it and call textlstm.load(folder)")
+                             description="best checkpoint (val macro-F1) + vocab.json + "
+                                         "labels.json + config.yaml; download it and call "
+                                         "textlstm.load(folder)")
         art.add_file(str(best_ckpt), name="checkpoints/best.ckpt")
-        for name in ("vocab.json", "labels.json", "config.yaml"):
+        # metrics.json carries the calibration temperature
+        for name in ("vocab.json", "labels.json", "config.yaml", "metrics.json"):
             art.add_file(str(run_dir / name), name=name)
         run.log_artifact(art, aliases=["best", "latest"])
 

@@ -21,7 +21,8 @@ from textlstm.models.cells import ReferenceLSTM
 from textlstm.models.predictor import Predictor
 from textlstm.tokens.tokenize import tokenize_texts
 
-PANELS = (("i", "input gate i"), ("f", "forget gate f"), ("o", "output gate o"), ("c", "|cell state c|"))
+PANELS = (("i", "input gate i"), ("f", "forget gate f"), ("o", "output gate o"),
+          ("c", "|cell state c|"))
 
 
 @torch.no_grad()
@@ -31,9 +32,11 @@ def trace(pred: Predictor, text: str) -> dict:
     try:
         ref = ReferenceLSTM.from_lstm(net.encoder).double()
     except TypeError:
-        raise UserError(f"inspect needs an LSTM encoder, but this run uses model.encoder.cell="
-                        f"{pred.cfg.model.encoder.cell}; inspect an lstm or peephole_lstm run.") from None
-    tokens = tokenize_texts([text], pred.cfg.data.lowercase)[0][: pred.cfg.data.max_length] or ["<unk>"]
+        raise UserError("inspect needs an LSTM encoder, but this run uses "
+                        f"model.encoder.cell={pred.cfg.model.encoder.cell}; inspect an lstm or "
+                        "peephole_lstm run.") from None
+    tokens = tokenize_texts([text],
+                            pred.cfg.data.lowercase)[0][: pred.cfg.data.max_length] or ["<unk>"]
     ids = torch.tensor([pred.vocab.encode(tokens)])  # (1, T)
     lengths = torch.tensor([ids.size(1)])
     x = net.embedding(ids.to(pred.device)).double().cpu()  # (1, T, E)
@@ -48,7 +51,9 @@ def trace(pred: Predictor, text: str) -> dict:
     return {
         "tokens": tokens, "label": probs["label"], "probabilities": probs["probabilities"],
         "max_abs_diff": max_diff, "layer": top,
-        "gates": {d: {k: rec[(top, d)][k][0].float().T for k in ("i", "f", "o", "c")} for d in dirs},  # (H, T)
+        # each gate map is (H, T)
+        "gates": {d: {k: rec[(top, d)][k][0].float().T for k in ("i", "f", "o", "c")}
+                  for d in dirs},
     }
 
 
@@ -60,8 +65,10 @@ def draw(tr: dict):
 
     dirs = list(tr["gates"])
     T = len(tr["tokens"])
-    fig, axes = plt.subplots(len(PANELS) + 1, len(dirs), figsize=(max(8, 0.32 * T * len(dirs) + 3), 13),
-                             squeeze=False, gridspec_kw={"height_ratios": [3] * len(PANELS) + [2.2]})
+    fig, axes = plt.subplots(len(PANELS) + 1, len(dirs),
+                             figsize=(max(8, 0.32 * T * len(dirs) + 3), 13),
+                             squeeze=False,
+                             gridspec_kw={"height_ratios": [3] * len(PANELS) + [2.2]})
     for col, d in enumerate(dirs):
         g = tr["gates"][d]
         for row, (key, title) in enumerate(PANELS):
@@ -86,7 +93,8 @@ def draw(tr: dict):
             ax.legend(fontsize=8, loc="upper left", ncol=2)
     top = sorted(tr["probabilities"].items(), key=lambda kv: -kv[1])[:3]
     fig.suptitle(f"predicted: {tr['label']}   (" + ", ".join(f"{k} {v:.2f}" for k, v in top)
-                 + f")\nlayer {tr['layer']}; the reference cell reproduces the model within {tr['max_abs_diff']:.1e}",
+                 + f")\nlayer {tr['layer']}; the reference cell reproduces the model within "
+                   f"{tr['max_abs_diff']:.1e}",
                  fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
@@ -95,10 +103,10 @@ def draw(tr: dict):
 def gate_page(tr: dict, png: bytes, text: str) -> str:
     """A self-contained HTML page: the text, the prediction and the gate figure inline."""
     img = base64.b64encode(png).decode()
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>textlstm gates</title></head><body>"
-            f"<h1>Gates for: {html_lib.escape(text[:200])}</h1>"
-            f"<p>predicted <b>{html_lib.escape(tr['label'])}</b></p>"
-            f"<img alt='gate heatmaps' src='data:image/png;base64,{img}'></body></html>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>textlstm gates</title></head>"
+            f"<body><h1>Gates for: {html_lib.escape(text[:200])}</h1><p>predicted "
+            f"<b>{html_lib.escape(tr['label'])}</b></p><img alt='gate heatmaps' "
+            f"src='data:image/png;base64,{img}'></body></html>")
 
 
 def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[str], out_dir: Path,
@@ -118,7 +126,8 @@ def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[st
     for k, i in enumerate(order):
         fig = draw(trace(pred, short[i]))
         path = out_dir / f"gates_{k}.png"
-        with warnings.catch_warnings():  # "Glyph missing from font" for emoji tokens: drawn as boxes
+        # "Glyph missing from font" for emoji tokens: drawn as boxes
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             fig.savefig(path, dpi=80)
         plt.close(fig)

@@ -12,11 +12,13 @@ from pathlib import Path
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.core.io import write_json
 from textlstm.models.predictor import Predictor
+from textlstm.tracking.attributions import explain_errors, log_error_attributions
 from textlstm.tracking.dashboard import log_dashboard, predictions
 from textlstm.tracking.gates import log_gate_examples
 from textlstm.tracking.report import run_report, worst_errors
 
 log = logging.getLogger("textlstm")
+EXPLAINED_ERRORS = 10
 
 
 def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, metrics: dict,
@@ -27,10 +29,13 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
         log_gate_examples(wb, pred, val["text"], val["label"], run_dir / "gates")
     except Exception as e:
         log.warning("gate figures skipped: %s", e)
-    test_preds = None
+    test_preds, errors = None, []
     try:
         test_preds = predictions(pred, dm, "test")  # reused by the W&B dashboard below
-        write_json(run_dir / "errors.json", worst_errors(test_preds, dm.labels))
+        errors = worst_errors(test_preds, dm.labels)
+        # which words pushed the model to its wrong label, for the first few (report, W&B)
+        errors = explain_errors(pred, errors[:EXPLAINED_ERRORS]) + errors[EXPLAINED_ERRORS:]
+        write_json(run_dir / "errors.json", errors)
     except Exception as e:
         log.warning("errors.json skipped: %s", e)
     if wb is not None:
@@ -38,8 +43,18 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
             log_dashboard(wb, run_dir, dm, pred, metrics, ckpt_path, test_preds)
         except Exception as e:
             log.warning("W&B dashboard items skipped: %s", e)
-        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k] for split in ("validation", "test")
+        try:
+            log_error_attributions(wb, errors)
+        except Exception as e:
+            log.warning("W&B attribution table skipped: %s", e)
+        wb.experiment.summary.update({f"{split}/{k}": metrics[split][k]
+                                      for split in ("validation", "test")
                                       for k in ("accuracy", "f1_macro", "loss")})
+        if metrics.get("calibration"):
+            test, calib = metrics["test"], metrics["calibration"]
+            wb.experiment.summary.update({"test/ece": test["ece"],
+                                          "test/ece_uncalibrated": test["ece_uncalibrated"],
+                                          "calibration/temperature": calib["temperature"]})
         wb.experiment.finish()
     try:
         run_report(run_dir)

@@ -17,13 +17,18 @@ from pathlib import Path
 import numpy as np
 
 from textlstm.core.errors import UserError
+from textlstm.tracking.attributions import shade_html
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222;padding:0 16px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1180px;color:#222;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+table{border-collapse:collapse;margin:6px 0}
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#f5f5f7}td.l,th.l{text-align:left}.muted{color:#777}.grid{display:flex;flex-wrap:wrap;gap:16px}
-.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}figure{margin:0}figcaption{font-size:12px;color:#555}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}figure{margin:0}
+figcaption{font-size:12px;color:#555}
 .bad{color:#b00020}.good{color:#08660d}img{max-width:100%}svg{max-width:100%;height:auto}
 """
 
@@ -35,15 +40,18 @@ def _csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def series(rows: list[dict], key: str, x: str = "epoch", max_epochs: int | None = None) -> tuple[list, list]:
+def series(rows: list[dict], key: str, x: str = "epoch",
+           max_epochs: int | None = None) -> tuple[list, list]:
     """Values of one logged key; `max_epochs` drops the rows the final validate/test on the best
     checkpoint adds after training (logged at epoch == epochs trained)."""
     xs, ys = [], []
     for r in rows:
-        if max_epochs is not None and r.get("epoch") not in (None, "") and int(float(r["epoch"])) >= max_epochs:
+        if (max_epochs is not None and r.get("epoch") not in (None, "")
+                and int(float(r["epoch"])) >= max_epochs):
             continue
         if r.get(key) not in (None, ""):
-            xs.append(float(r[x]) + (1.0 if x == "epoch" else 0.0))  # epochs count from 1, as in metrics.json
+            # epochs count from 1, as in metrics.json
+            xs.append(float(r[x]) + (1.0 if x == "epoch" else 0.0))
             ys.append(float(r[key]))
     return xs, ys
 
@@ -56,6 +64,40 @@ def _fig_to_svg(fig) -> str:
     plt.close(fig)
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: inline SVG in HTML
+
+
+def reliability_figure(calib: dict):
+    """Reliability diagram of the test split before and after calibration: per confidence bin,
+    accuracy against mean confidence (a calibrated model lies on the diagonal)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rel = calib["reliability"]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.8), sharey=True)
+    titles = {"uncalibrated": "before (T = 1)",
+              "calibrated": f"after (T = {calib['temperature']:.3f})"}
+    for ax, key in zip(axes, ("uncalibrated", "calibrated"), strict=True):
+        r = rel[key]
+        width = 1.0 / r["bins"]
+        lefts = [i * width for i in range(r["bins"])]
+        acc = [a if a is not None else 0.0 for a in r["accuracy"]]
+        conf = [c if c is not None else 0.0 for c in r["confidence"]]
+        gap = [c - a for c, a in zip(conf, acc, strict=True)]
+        ax.bar(lefts, acc, width=width, align="edge", color="#4c78a8", edgecolor="white",
+               label="accuracy")
+        ax.bar(lefts, gap, bottom=acc, width=width, align="edge",
+               color="#e45756", alpha=0.35, label="confidence - accuracy")
+        ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(titles[key], fontsize=10)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
 
 
 def _png_uri(path: Path) -> str:
@@ -80,7 +122,8 @@ def curves_svg(runs: list[tuple[str, list[dict], int]], panels: list[tuple[str, 
         ax.grid(alpha=0.3)
     handles, names = axes[0][0].get_legend_handles_labels()
     if len(runs) > 1 and handles:
-        fig.legend(handles, names, loc="lower center", ncol=min(4, len(runs)), fontsize=8, bbox_to_anchor=(0.5, -0.08))
+        fig.legend(handles, names, loc="lower center", ncol=min(4, len(runs)), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     return _fig_to_svg(fig)
 
@@ -95,7 +138,8 @@ def per_class_svg(test: dict) -> str:
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(labels)), 3))
     for k, (metric, off) in enumerate((("precision", -0.27), ("recall", 0.0), ("f1", 0.27))):
-        ax.bar(x + off, [test["per_class"][lab][metric] for lab in labels], width=0.26, label=metric, color=f"C{k}")
+        ax.bar(x + off, [test["per_class"][lab][metric] for lab in labels], width=0.26,
+               label=metric, color=f"C{k}")
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8, ncol=3, loc="lower right")
@@ -106,20 +150,24 @@ def per_class_svg(test: dict) -> str:
 
 
 PANELS = [("train/loss_epoch", "train loss", "epoch"), ("val/loss", "validation loss", "epoch"),
-          ("val/f1_macro", "validation macro-F1", "epoch"), ("val/acc", "validation accuracy", "epoch")]
+          ("val/f1_macro", "validation macro-F1", "epoch"),
+          ("val/acc", "validation accuracy", "epoch")]
 
 
 def _load_run(run_dir: Path) -> dict:
     if not (run_dir / "metrics.json").is_file():
-        raise UserError(f"{run_dir} has no metrics.json; pass a finished run directory printed by `textlstm train`.")
+        raise UserError(f"{run_dir} has no metrics.json; pass a finished run directory printed by "
+                        "`textlstm train`.")
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     except ValueError:
-        raise UserError(f"{run_dir / 'metrics.json'} is corrupt; it is rewritten only by `textlstm train`.") from None
+        raise UserError(f"{run_dir / 'metrics.json'} is corrupt; it is rewritten only by `textlstm "
+                        "train`.") from None
     errors = run_dir / "errors.json"
+    config = run_dir / "config.yaml"
     return {"dir": run_dir, "name": f"{run_dir.parent.name}/{run_dir.name}", "metrics": metrics,
             "rows": _csv_rows(run_dir / "logs" / "metrics.csv"),
-            "config": (run_dir / "config.yaml").read_text(encoding="utf-8") if (run_dir / "config.yaml").is_file() else "",
+            "config": config.read_text(encoding="utf-8") if config.is_file() else "",
             "errors": json.loads(errors.read_text(encoding="utf-8")) if errors.is_file() else []}
 
 
@@ -128,8 +176,8 @@ def _e(x) -> str:
 
 
 def _page(title: str, body: list[str]) -> str:
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}"
+            f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -139,37 +187,54 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     labels = m["data"]["labels"]
     body = [f"<h1>textlstm run {_e(r['name'])}</h1>",
             f"<p class=\"muted\">data set {_e(m['data']['name'])}: {m['data']['train_size']} / "
-            f"{m['data']['validation_size']} / {m['data']['test_size']} texts, vocabulary {m['data']['vocab_size']}, "
-            f"{m['train']['epochs']} epochs in {m['train']['seconds']} s (best epoch {m['train']['best_epoch']})</p>",
-            "<h2>Results</h2><table><tr><th class=\"l\">split</th><th>accuracy</th><th>macro-F1</th><th>loss</th></tr>"]
+            f"{m['data']['validation_size']} / {m['data']['test_size']} texts, vocabulary "
+            f"{m['data']['vocab_size']}, {m['train']['epochs']} epochs in {m['train']['seconds']} "
+            f"s (best epoch {m['train']['best_epoch']})</p>",
+            "<h2>Results</h2><table><tr><th class=\"l\">split</th><th>accuracy</th><th>macro-F1"
+            "</th><th>loss</th></tr>"]
     for split in ("validation", "test"):
         v = m[split]
-        body.append(f"<tr><td class=\"l\">{split}</td><td>{v['accuracy']:.4f}</td><td>{v['f1_macro']:.4f}</td>"
-                    f"<td>{v['loss']:.4f}</td></tr>")
+        body.append(f"<tr><td class=\"l\">{split}</td><td>{v['accuracy']:.4f}</td>"
+                    f"<td>{v['f1_macro']:.4f}</td><td>{v['loss']:.4f}</td></tr>")
     body.append("</table>")
-    body.append(f"<h2>Training curves</h2><figure id=\"curves\">{curves_svg([(r['name'], r['rows'], r['metrics']['train']['epochs'])], PANELS)}"
+    if m.get("calibration"):
+        c = m["calibration"]
+        body.append(f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
+                    f"on the validation split ({c['method']}); expected calibration error "
+                    f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).</p>"
+                    f"<figure id=\"reliability\">{_fig_to_svg(reliability_figure(c))}</figure>")
+    curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"])], PANELS)
+    body.append(f"<h2>Training curves</h2><figure id=\"curves\">{curves}"
                 "<figcaption>per epoch, from logs/metrics.csv</figcaption></figure>")
-    body.append("<h2>Per class (test)</h2><div class=\"grid\"><div class=\"card\"><table>"
-                "<tr><th class=\"l\">label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
+    body.append("<h2>Per class (test)</h2><div class=\"grid\"><div class=\"card\"><table><tr><th "
+                "class=\"l\">label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
+                "</tr>")
     for lab in labels:
         c = test["per_class"][lab]
-        body.append(f"<tr><td class=\"l\">{_e(lab)}</td><td>{c['precision']:.3f}</td><td>{c['recall']:.3f}</td>"
-                    f"<td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>")
-    body.append(f"</table></div><figure id=\"per-class\" class=\"card\">{per_class_svg(test)}</figure></div>")
+        body.append(f"<tr><td class=\"l\">{_e(lab)}</td><td>{c['precision']:.3f}</td>"
+                    f"<td>{c['recall']:.3f}</td><td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>")
+    body.append(f"</table></div><figure id=\"per-class\" class=\"card\">{per_class_svg(test)}"
+                "</figure></div>")
     cm_png = r["dir"] / "confusion_matrix.png"
     if not cm_png.is_file():
         from textlstm.tracking.dashboard import confusion_png
 
-        confusion_png(test["confusion_matrix"], labels, cm_png, f"test confusion matrix (accuracy {test['accuracy']:.4f})")
-    body.append(f"<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion matrix\" "
-                f"src=\"{_png_uri(cm_png)}\"></figure>")
-    body.append("<h2>Worst errors (test)</h2>")
+        confusion_png(test["confusion_matrix"], labels, cm_png,
+                      f"test confusion matrix (accuracy {test['accuracy']:.4f})")
+    body.append("<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion "
+                f"matrix\" src=\"{_png_uri(cm_png)}\"></figure>")
+    body.append("<h2>Worst errors (test)</h2><p class=\"muted\">the first ones shaded by "
+                "integrated gradients: green pushed towards the wrong label, red against it</p>")
     if r["errors"]:
-        body.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th class=\"l\">predicted</th>"
-                    "<th>confidence</th></tr>")
+        body.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th "
+                    "class=\"l\">predicted</th><th>confidence</th></tr>")
         for e in r["errors"]:
-            body.append(f"<tr><td class=\"l\">{_e(e['text'][:300])}</td><td class=\"l good\">{_e(e['true'])}</td>"
-                        f"<td class=\"l bad\">{_e(e['predicted'])}</td><td>{e['confidence']:.3f}</td></tr>")
+            # explained errors show their tokens shaded by what pushed towards the wrong label
+            text = (shade_html(e["tokens"], e["attributions"]) if "attributions" in e
+                    else _e(e["text"][:300]))
+            body.append(f"<tr><td class=\"l\">{text}</td><td class=\"l "
+                        f"good\">{_e(e['true'])}</td><td class=\"l bad\">{_e(e['predicted'])}</td>"
+                        f"<td>{e['confidence']:.3f}</td></tr>")
         body.append("</table>")
     else:
         body.append("<p class=\"muted\">no test errors recorded.</p>")
@@ -177,7 +242,8 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if gates:
         body.append("<h2>Gate inspector (validation texts, mistakes first)</h2>")
         for k, g in enumerate(gates):
-            body.append(f"<figure id=\"gates-{k}\"><img alt=\"gates {k}\" src=\"{_png_uri(g)}\"></figure>")
+            body.append(f"<figure id=\"gates-{k}\"><img alt=\"gates {k}\" src=\"{_png_uri(g)}\">"
+                        "</figure>")
     body.append(f"<h2>Config</h2><pre>{_e(r['config'])}</pre>")
     path = Path(out) if out else r["dir"] / "report.html"
     _write(path, _page(f"textlstm {r['name']}", body))
@@ -185,37 +251,43 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 
 def compare_report(run_dirs: list[str | Path], out: str | Path) -> Path:
-    """One page with several runs side by side: metrics table, config differences, overlaid curves."""
+    """One page with several runs side by side: metrics, config differences, overlaid curves."""
     runs = [_load_run(Path(d)) for d in run_dirs]
     from omegaconf import OmegaConf
 
     flat = [_flatten(OmegaConf.to_container(OmegaConf.create(r["config"] or "{}"))) for r in runs]
     keys = sorted({k for f in flat for k in f})
-    differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1 and k != "name"]
+    differ = [k for k in keys
+              if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1 and k != "name"]
     body = [f"<h1>textlstm: {len(runs)} runs compared</h1>",
-            "<h2>Metrics</h2><table><tr><th class=\"l\">run</th><th>test acc.</th><th>test macro-F1</th>"
-            "<th>val macro-F1</th><th>epochs (best)</th><th>train s</th><th>tokens/s</th></tr>"]
+            "<h2>Metrics</h2><table><tr><th class=\"l\">run</th><th>test acc.</th><th>test macro-F1"
+            "</th><th>val macro-F1</th><th>epochs (best)</th><th>train s</th><th>tokens/s</th>"
+            "</tr>"]
     best = max(range(len(runs)), key=lambda i: runs[i]["metrics"]["test"]["f1_macro"])
     for i, r in enumerate(runs):
         m = r["metrics"]
         mark = " <b>(best)</b>" if i == best and len(runs) > 1 else ""
-        body.append(f"<tr><td class=\"l\">{_e(r['name'])}{mark}</td><td>{m['test']['accuracy']:.4f}</td>"
-                    f"<td>{m['test']['f1_macro']:.4f}</td><td>{m['validation']['f1_macro']:.4f}</td>"
-                    f"<td>{m['train']['epochs']} ({m['train']['best_epoch']})</td><td>{m['train']['seconds']}</td>"
+        body.append(f"<tr><td class=\"l\">{_e(r['name'])}{mark}</td><td>{m['test']['accuracy']:.4f}"
+                    f"</td><td>{m['test']['f1_macro']:.4f}</td>"
+                    f"<td>{m['validation']['f1_macro']:.4f}</td><td>{m['train']['epochs']} "
+                    f"({m['train']['best_epoch']})</td><td>{m['train']['seconds']}</td>"
                     f"<td>{m['train'].get('tokens_per_second') or ''}</td></tr>")
     body.append("</table>")
     body.append("<h2>Config differences</h2>")
     if differ:
-        body.append("<table><tr><th class=\"l\">key</th>" + "".join(f"<th class=\"l\">{_e(r['name'])}</th>" for r in runs)
+        body.append("<table><tr><th class=\"l\">key"
+                    "</th>" + "".join(f"<th class=\"l\">{_e(r['name'])}</th>" for r in runs)
                     + "</tr>")
         for k in differ:
-            body.append(f"<tr><td class=\"l\">{_e(k)}</td>" + "".join(f"<td class=\"l\">{_e(f.get(k))}</td>" for f in flat)
+            body.append(f"<tr><td class=\"l\">{_e(k)}"
+                        "</td>" + "".join(f"<td class=\"l\">{_e(f.get(k))}</td>" for f in flat)
                         + "</tr>")
         body.append("</table>")
     else:
         body.append("<p class=\"muted\">the configs are identical (apart from the run name).</p>")
-    body.append(f"<h2>Curves</h2><figure id=\"curves\">{curves_svg([(r['name'], r['rows'], r['metrics']['train']['epochs']) for r in runs], PANELS)}"
-                "</figure>")
+    curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"]) for r in runs],
+                        PANELS)
+    body.append(f"<h2>Curves</h2><figure id=\"curves\">{curves}</figure>")
     body.append("<h2>Per-class test F1</h2><table><tr><th class=\"l\">label</th>"
                 + "".join(f"<th>{_e(r['name'])}</th>" for r in runs) + "</tr>")
     labels = list(dict.fromkeys(lab for r in runs for lab in r["metrics"]["data"]["labels"]))

@@ -39,7 +39,8 @@ def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
     os.environ.setdefault("WANDB_SILENT", "true")
     enc = cfg.model.encoder
     # the config's tags plus data set, encoder and pooling, so runs filter and group cleanly
-    tags = list(dict.fromkeys([*cfg.wandb.tags, cfg.data.source.split(":")[0], enc.cell, f"pool-{cfg.model.pooling}"]))
+    tags = list(dict.fromkeys([*cfg.wandb.tags, cfg.data.source.split(":")[0], enc.cell,
+                               f"pool-{cfg.model.pooling}"]))
     return WandbLogger(
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,

@@ -56,12 +56,18 @@ def _key(item) -> str:
 
 
 def summarize(path: str | Path) -> dict:
-    """{"config": {...}, "history": {key: [values]}, "summary": {...}, "artifacts": [names], "tags", "group"}."""
-    out = {"config": {}, "history": {}, "summary": {}, "artifacts": [], "tags": [], "group": "", "name": ""}
+    """A run file as a dict.
+
+    {"config": {...}, "history": {key: [values]}, "summary": {...}, "artifacts": [names],
+    "tags", "group", "name"}.
+    """
+    out = {"config": {}, "history": {}, "summary": {}, "artifacts": [], "tags": [], "group": "",
+           "name": ""}
     for r in records(path):
         kind = r.WhichOneof("record_type")
         if kind == "run":
-            out["tags"], out["group"], out["name"] = list(r.run.tags), r.run.run_group, r.run.display_name
+            out["tags"], out["group"] = list(r.run.tags), r.run.run_group
+            out["name"] = r.run.display_name
             for item in r.run.config.update:
                 out["config"][_key(item)] = json.loads(item.value_json)
         elif kind == "config":

@@ -28,11 +28,11 @@ def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None
         return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()
     cw = list(cw)
     if len(cw) != len(labels) or not all(isinstance(x, int | float) and x >= 0 for x in cw):
-        raise UserError(f"model.class_weights has {len(cw)} value(s) but there are {len(labels)} labels "
-                        f"({', '.join(labels)}); give one non-negative number per label.")
+        raise UserError(f"model.class_weights has {len(cw)} value(s) but there are {len(labels)} "
+                        f"labels ({', '.join(labels)}); give one non-negative number per label.")
     if not any(x > 0 for x in cw):
-        raise UserError("model.class_weights are all zero, so the loss would be 0/0; give at least one "
-                        "positive weight.")
+        raise UserError("model.class_weights are all zero, so the loss would be 0/0; give at least "
+                        "one positive weight.")
     return [float(x) for x in cw]
 
 
@@ -44,8 +44,9 @@ def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
     if emb.vectors:
         vecs, found, coverage = load_vectors(emb.vectors, dm.vocab)
         if vecs.shape[1] != emb.dim:
-            raise UserError(f"model.embedding.vectors has {vecs.shape[1]}-d vectors but model.embedding.dim "
-                            f"is {emb.dim}; set model.embedding.dim={vecs.shape[1]}.")
+            raise UserError(f"model.embedding.vectors has {vecs.shape[1]}-d vectors but "
+                            f"model.embedding.dim is {emb.dim}; set "
+                            f"model.embedding.dim={vecs.shape[1]}.")
         net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), emb.freeze)
         dm.stats["vectors_coverage"] = round(coverage, 4)
         log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, emb.vectors)

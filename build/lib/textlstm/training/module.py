@@ -8,7 +8,7 @@ import time
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import CatMetric, MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassConfusionMatrix,
@@ -20,10 +20,11 @@ from torchmetrics.classification import (
 from textlstm import __version__
 from textlstm.core.errors import UserError
 from textlstm.models.classifier import ARCH_VERSION
+from textlstm.training.calibration import ece
 
-COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the training stream's length "
-                       "is unknown; use optim.scheduler=plateau or none, or set trainer.limit_train_batches to a "
-                       "number of batches.")
+COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the "
+                       "training stream's length is unknown; use optim.scheduler=plateau or none, "
+                       "or set trainer.limit_train_batches to a number of batches.")
 
 
 def _summary_metrics(n: int) -> MetricCollection:
@@ -43,11 +44,13 @@ def _report_metrics(n: int) -> MetricCollection:
 
 
 class LitTextClassifier(L.LightningModule):
-    def __init__(self, net: nn.Module, labels: list[str], optim: dict, class_weights: list[float] | None = None,
+    def __init__(self, net: nn.Module, labels: list[str], optim: dict,
+                 class_weights: list[float] | None = None,
                  config: dict | None = None):
         super().__init__()
         # the net is injected (and saved in the state dict); the config rebuilds it on load
-        self.save_hyperparameters({"labels": list(labels), "optim": dict(optim), "config": config or {}})
+        self.save_hyperparameters({"labels": list(labels), "optim": dict(optim),
+                                   "config": config or {}})
         self.net = net
         self.labels = list(labels)
         self.optim_cfg = optim
@@ -61,6 +64,12 @@ class LitTextClassifier(L.LightningModule):
         self.val_report, self.test_report = _report_metrics(n), _report_metrics(n)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_f1_best = MaxMetric()
+        # every evaluated logit and label (synced across ranks): calibration is fitted on the
+        # validation ones and measured on the test ones
+        self.val_outputs, self.test_outputs = (CatMetric(), CatMetric()), (CatMetric(), CatMetric())
+        self.outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # logits are divided by it in validation/test (and by the Predictor); set after fitting
+        self.temperature = 1.0
         self.reports: dict[str, dict] = {}
         self._tokens = torch.zeros((), dtype=torch.long)
         self._epoch_t0 = 0.0
@@ -88,7 +97,8 @@ class LitTextClassifier(L.LightningModule):
         # reading the loss on the host syncs a GPU: check every step on CPU, at log steps on GPU
         check = loss.device.type == "cpu" or batch_idx % max(1, self.trainer.log_every_n_steps) == 0
         if check and not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()} at step {self.global_step}")
+            raise FloatingPointError(f"the training loss became {loss.item()} at step "
+                                     f"{self.global_step}")
         self._tokens += batch["lengths"].sum()  # stays on device: no host sync per step
         self.train_loss(loss)
         self.train_metrics(preds, batch["labels"])
@@ -110,7 +120,12 @@ class LitTextClassifier(L.LightningModule):
 
     # ---- validation / test
     def _eval_step(self, batch, metrics, report, loss_metric, split):
-        loss, preds, _ = self._step(batch)
+        logits = self(batch["ids"], batch["lengths"])  # (B, C)
+        scaled = logits / self.temperature
+        loss, preds = self.criterion(scaled, batch["labels"]), logits.argmax(-1)
+        store = self.val_outputs if split == "val" else self.test_outputs
+        store[0].update(logits.detach().float())
+        store[1].update(batch["labels"].float())
         loss_metric(loss, weight=batch["labels"].numel())
         metrics(preds, batch["labels"])
         report(preds, batch["labels"])
@@ -139,17 +154,31 @@ class LitTextClassifier(L.LightningModule):
             "confusion_matrix": r["confusion"].long().tolist(),
         }
 
+    def _collect(self, store, split: str) -> None:
+        """Keep the split's (N, C) logits and (N,) labels, all ranks gathered."""
+        logits, labels = store[0].compute(), store[1].compute()
+        self.outputs[split] = (logits.reshape(-1, len(self.labels)).cpu(),
+                               labels.reshape(-1).long().cpu())
+        store[0].reset()
+        store[1].reset()
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.val_report.reset()
             return
-        self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss, "val")
+        self._collect(self.val_outputs, "validation")
+        self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss,
+                                                  "val")
         self.val_report.reset()
         self.val_f1_best(self.val_metrics["f1_macro"].compute())
         self.log("val/f1_macro_best", self.val_f1_best.compute())
 
     def on_test_epoch_end(self) -> None:
-        self.reports["test"] = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
+        self._collect(self.test_outputs, "test")
+        logits, labels = self.outputs["test"]
+        report = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
+        self.reports["test"] = report | {"ece": ece(logits, labels, self.temperature),
+                                         "ece_uncalibrated": ece(logits, labels)}
         self.test_report.reset()
 
     # ---- optimisation
@@ -161,8 +190,10 @@ class LitTextClassifier(L.LightningModule):
         if o["scheduler"] == "none":
             return opt
         if o["scheduler"] == "plateau":
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=1)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5,
+                                                               patience=1)
+            return {"optimizer": opt,
+                    "lr_scheduler": {"scheduler": sched, "monitor": "val/f1_macro"}}
         steps = self.trainer.estimated_stepping_batches
         # a stream of unknown length (data.streaming=true): Lightning says inf, or max_steps (-1)
         if not math.isfinite(steps) or steps < 1:

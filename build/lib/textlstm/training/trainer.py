@@ -28,6 +28,7 @@ from lightning.pytorch.loggers import CSVLogger
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.core.errors import UserError
 from textlstm.core.runfolder import RUN_DIR_ENV
+from textlstm.training.calibration import fit_temperature, nll, reliability
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
 from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier
 
@@ -43,8 +44,8 @@ def batch_limit(x: float) -> float | int:
 def check_schedule(cfg, dm: TextDataModule) -> None:
     """A cosine schedule needs the epoch length; an unmeasured stream has none. Checked before
     a run folder exists (LitTextClassifier checks again when Lightning asks)."""
-    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming and dm.stats.get("train_size") is None
-            and cfg.trainer.limit_train_batches <= 1):
+    if (cfg.optim.scheduler == "cosine" and cfg.data.streaming
+            and dm.stats.get("train_size") is None and cfg.trainer.limit_train_batches <= 1):
         raise UserError(COSINE_NEEDS_LENGTH)
 
 
@@ -56,7 +57,8 @@ class Checkpoints:
     def best_path(self) -> str:
         path = self.best.best_model_path or self.last.best_model_path
         if not path:
-            raise UserError("training produced no checkpoint; check trainer.limit_train_batches and max_epochs.")
+            raise UserError("training produced no checkpoint; check trainer.limit_train_batches "
+                            "and max_epochs.")
         return path
 
 
@@ -64,21 +66,25 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     ckpts = Checkpoints(
-        best=ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max", save_top_k=1,
+        best=ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=MONITOR, mode="max",
+                             save_top_k=1,
                              enable_version_counter=False),
         # listed after `best` so the state it stores already holds this epoch's best score
         last=ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                              enable_version_counter=False),
     )
-    callbacks = [ckpts.best, ckpts.last, EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
+    callbacks = [ckpts.best, ckpts.last,
+                 EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
                  LearningRateMonitor(logging_interval="step"), RNGState()]
     if t.checkpoint_every_n_steps:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None, save_top_k=1,
+        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None,
+                                         save_top_k=1,
                                          every_n_train_steps=t.checkpoint_every_n_steps,
                                          enable_version_counter=False))
     if t.progress_bar:
         callbacks.append(RichProgressBar(leave=True))
-    loggers = [CSVLogger(run_dir, name="", version="logs")] + ([wandb_logger] if wandb_logger else [])
+    loggers = [CSVLogger(run_dir, name="",
+                         version="logs")] + ([wandb_logger] if wandb_logger else [])
     trainer = L.Trainer(
         max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
@@ -101,7 +107,8 @@ def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_di
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
-        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
+        trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None,
+                    weights_only=True)
     except FloatingPointError as e:
         raise UserError(f"{e}; lower optim.lr or keep trainer.gradient_clip_val on.") from None
     finally:
@@ -112,22 +119,40 @@ def fit(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, run_di
     return time.perf_counter() - t0
 
 
-def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, ckpt_path: str) -> tuple[dict, dict]:
-    """The best checkpoint's validation and test reports (metrics synced across ranks)."""
+def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule, ckpt_path: str,
+               calibration: str = "temperature") -> tuple[dict, dict, dict]:
+    """The best checkpoint's validation report, its calibration (a temperature fitted on the
+    validation logits), then its test report with that temperature (metrics synced across
+    ranks, so every rank fits the same T)."""
     trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     validation = model.reports["validation"]
+    logits, labels = model.outputs["validation"]
+    model.temperature = fit_temperature(logits, labels) if calibration == "temperature" else 1.0
     trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
-    return validation, model.reports["test"]
+    test_logits, test_labels = model.outputs["test"]
+    T = model.temperature
+    calib = {
+        "method": calibration,
+        "temperature": round(T, 6),
+        "validation_nll": {"uncalibrated": round(nll(logits, labels), 6),
+                           "calibrated": round(nll(logits, labels, T), 6)},
+        "reliability": {"uncalibrated": reliability(test_logits, test_labels),
+                        "calibrated": reliability(test_logits, test_labels, T)},
+    }
+    return validation, model.reports["test"], calib
 
 
 def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier, ckpt_path: str,
-                seconds: float, threads: int, validation: dict, test: dict) -> dict:
+                seconds: float, threads: int, validation: dict, test: dict,
+                calibration: dict) -> dict:
     """metrics.json: data set card, training summary, the best checkpoint's scores."""
     stats = dm.stats
     tps = model.tokens_per_second
     return {
-        "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size", "vocab_size", "labels")}
-        | {k: v for k, v in stats.items() if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
+        "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size",
+                                       "vocab_size", "labels")}
+        | {k: v for k, v in stats.items()
+           if k.endswith("oov_rate") or k in ("vectors_coverage", "train_sample_size")},
         "train": {
             "seconds": round(seconds, 2),
             "epochs": trainer.current_epoch,
@@ -137,6 +162,7 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
         },
         "validation": {k: validation[k] for k in ("accuracy", "f1_macro", "loss")},
         "test": test,
+        "calibration": calibration,
     }
 
 
