@@ -163,6 +163,7 @@ def test_new_checkpoints_store_the_architecture_version(tiny_run):
         assert ckpt["textlstm"] == {"arch_version": ARCH_VERSION, "version": __version__}
 
 
+@pytest.mark.slow  # builds and installs a wheel: about 30 s on a quiet machine
 def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
     """Benchmarks and presets read the shipped configs from the installed package, not from a
     source checkout's working directory."""
@@ -171,8 +172,12 @@ def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
 
     wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
+    # built from a copy: setuptools writes build/ and *.egg-info into the source tree
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "runs", "build", "*.egg-info", "wandb", "__pycache__", ".*_cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True)
+                    "-w", str(wheels), str(src)], check=True, capture_output=True)
     wheel = next(wheels.glob("textlstm-*.whl"))
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)

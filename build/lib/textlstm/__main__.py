@@ -1,5 +1,0 @@
-import sys
-
-from textlstm.cli import main
-
-sys.exit(main())
