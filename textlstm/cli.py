@@ -181,7 +181,8 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
     from textlstm.commands.serve import DEFAULTS
 
     sp.add_argument("--workers", type=int, default=DEFAULTS["workers"],
-                    help=f"inference processes, each with one API process (default {DEFAULTS['workers']})")
+                    help="inference processes, each with one API process (default "
+                         f"{DEFAULTS['workers']})")
     sp.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"],
                     help="requests labelled together at most (dynamic batching; default "
                          f"{DEFAULTS['max_batch_size']})")
@@ -269,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("overrides", nargs="*", help="config overrides key=value for every size")
     bs.set_defaults(func=cmd_bench_scale)
 
-    sv = sub.add_parser("serve", help="serve a run or bundle over HTTP: POST /predict, GET /health, "
-                                      "GET /info (LitServe)")
+    sv = sub.add_parser("serve", help="serve a run or bundle over HTTP: POST /predict, "
+                                      "GET /health, GET /info (LitServe)")
     sv.add_argument("path", help="run directory, bundle folder or hf://OWNER/NAME")
     sv.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
@@ -279,11 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-texts", type=int, default=1000, help="texts per request at most (1000)")
     sv.add_argument("--max-chars", type=int, default=20_000,
                     help="characters per text at most (20000)")
-    sv.add_argument("--max-body-mb", type=int, default=32, help="request body size at most (32 MiB)")
+    sv.add_argument("--max-body-mb", type=int, default=32,
+                    help="request body size at most (32 MiB)")
     sv.set_defaults(func=cmd_serve)
 
-    sb = sub.add_parser("serve-bench", help="load-test `serve` on loopback: throughput and latency "
-                                            "at 1-128 clients, fuzz, memory; writes serve_bench.json")
+    sb = sub.add_parser("serve-bench", help="load-test `serve` on loopback: throughput, latency "
+                                            "at 1-128 clients, fuzz, memory; writes "
+                                            "serve_bench.json")
     sb.add_argument("path", help="run directory or bundle folder")
     sb.add_argument("--out", default="serve_bench.json", help="JSON results (serve_bench.json)")
     sb.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128],
@@ -306,8 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(sb)
     sb.set_defaults(func=cmd_serve_bench)
 
-    pu = sub.add_parser("push", help="upload a bundle (or a run, exported first) to the Hugging Face "
-                                     "Hub; load it back with textlstm.load(\"hf://OWNER/NAME\")")
+    pu = sub.add_parser("push", help="upload a bundle (or a run, exported first) to the Hugging "
+                                     "Face Hub; load it back with "
+                                     "textlstm.load(\"hf://OWNER/NAME\")")
     pu.add_argument("path", help="bundle folder (has textlstm.json) or run directory")
     pu.add_argument("repo_id", metavar="OWNER/NAME", help="Hub model repository")
     pu.add_argument("--private", action="store_true", help="create the repository private")

@@ -7,6 +7,7 @@ A bundle folder (it has textlstm.json) is uploaded as it is; a run folder is exp
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -54,7 +55,9 @@ def log_artifact(bundle: Path, repo_id: str) -> None:
     try:
         import wandb
 
+        # dir passed explicitly: wandb keeps the settings of its first run in this process
         run = wandb.init(project="textlstm", job_type="push", mode=mode,
+                         dir=os.environ.get("WANDB_DIR") or ".",
                          settings=wandb.Settings(console="off", x_disable_stats=True))
         artifact = wandb.Artifact(repo_id.replace("/", "--"), type="model",
                                   metadata={"hub": f"hf://{repo_id}"})

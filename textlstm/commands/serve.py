@@ -54,7 +54,8 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
     try:
         run_server(server, host, port, workers)
     except OSError as e:
-        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another --port.") from None
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror}); pick another "
+                        "--port.") from None
     except RuntimeError as e:
         if "workers failed to start" in str(e):
             raise UserError(f"the inference worker could not load {path}; run `textlstm predict "

@@ -51,8 +51,8 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
     texts = read_texts(data)
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-bench-", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "textlstm", "serve", str(path), "--host", HOST, "--port", str(port),
-           "--workers", str(workers), "--max-batch-size", str(max_batch_size),
+    cmd = [sys.executable, "-m", "textlstm", "serve", str(path), "--host", HOST,
+           "--port", str(port), "--workers", str(workers), "--max-batch-size", str(max_batch_size),
            "--batch-timeout-ms", str(batch_timeout_ms), "--threads", str(threads)]
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{HOST}:{port}"
@@ -304,7 +304,8 @@ def agreement_with_predict(base: str, path: str | Path, texts: list[str]) -> flo
     """Share of `texts` the server labels as `textlstm predict` does."""
     import httpx
 
-    texts = [t for t in texts if "\n" not in t and "\r" not in t]  # predict --input .txt: a line each
+    # predict --input reads a .txt file a text per line
+    texts = [t for t in texts if "\n" not in t and "\r" not in t]
     served = []
     for s in range(0, len(texts), 64):
         r = httpx.post(base + "/predict", json={"texts": texts[s:s + 64]}, timeout=60)

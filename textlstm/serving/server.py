@@ -61,7 +61,8 @@ def parse_request(body: bytes, max_texts: int, max_chars: int) -> list[str]:
     try:
         raw = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadRequest(400, f"the body is not valid UTF-8 (byte {e.start}); send UTF-8 JSON.") from None
+        raise BadRequest(400, f"the body is not valid UTF-8 (byte {e.start}); send UTF-8 "
+                              "JSON.") from None
     try:
         payload = json.loads(raw)
     except RecursionError:
@@ -90,8 +91,8 @@ def texts_of(payload: Any, max_texts: int, max_chars: int) -> list[str]:
         if not texts:
             raise BadRequest(422, "\"texts\" is an empty list; send at least one text.")
         if len(texts) > max_texts:
-            raise BadRequest(413, f"\"texts\" has {len(texts)} texts, over the limit of {max_texts}; "
-                                  "split them into several requests.")
+            raise BadRequest(413, f"\"texts\" has {len(texts)} texts, over the limit of "
+                                  f"{max_texts}; split them into several requests.")
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise BadRequest(422, f"text #{i + 1} is a JSON {type(t).__name__}, not a string; send "
@@ -173,7 +174,8 @@ class TextClassifierAPI(ls.LitAPI):
     def __init__(self, path: str, *, max_texts: int = 1000, max_chars: int = 20_000,
                  max_batch_size: int = 64, batch_timeout_ms: float = 5.0, threads: int = 1):
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout_ms / 1000)
-        self.path, self.max_texts, self.max_chars, self.threads = path, max_texts, max_chars, threads
+        self.path, self.threads = path, threads
+        self.max_texts, self.max_chars = max_texts, max_chars
         self.model = None
 
     def setup(self, device):
