@@ -161,7 +161,8 @@ def cmd_serve_bench(args) -> int:
     result = run_serve_bench(
         args.path, out=args.out, levels=args.clients, texts_per_request=args.texts_per_request,
         requests_per_level=args.requests_per_level, seconds_per_level=args.seconds_per_level,
-        soak_requests=args.soak_requests, fuzz_requests=args.fuzz_requests,
+        soak_requests=args.soak_requests, soak_seconds=args.soak_seconds,
+        fuzz_requests=args.fuzz_requests,
         agreement_texts=args.agreement_texts, data=args.data, workers=args.workers,
         max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
         threads=args.threads)
@@ -300,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--soak-requests", type=int, default=100_000,
                     help="total requests before the final memory reading; levels count towards "
                          "it and a soak at 32 clients sends the rest (default 100000)")
+    sb.add_argument("--soak-seconds", type=float, default=900.0,
+                    help="seconds the soak may take at most (default 900)")
     sb.add_argument("--fuzz-requests", type=int, default=1200,
                     help="malformed requests (default 1200)")
     sb.add_argument("--agreement-texts", type=int, default=1000,
