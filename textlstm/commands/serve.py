@@ -11,7 +11,8 @@ from pathlib import Path
 from textlstm.core.errors import UserError
 from textlstm.serving.server import DEFAULT_MAX_BODY_MB, HOSTS, build_server, model_info, run_server
 
-# defaults picked by measurement on 2 cores (docs/benchmarks.md, "Serving")
+# defaults: 1 worker (half the memory of 2; on the busy 2-core machine 2 workers were within
+# its noise, docs/benchmarks.md "Serving"), batches of up to 64 requests, 5 ms to fill one
 DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 5.0}
 
 
