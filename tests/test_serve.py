@@ -54,8 +54,13 @@ def server(tiny_run):
         yield base, proc
     finally:
         if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+            # SIGTERM, not SIGKILL: a killed supervisor would leave its worker processes behind
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture(scope="module")
