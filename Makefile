@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast test-full bench bench-scale sweep lint clean
+.PHONY: help install data train test test-fast test-full bench bench-scale serve-bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,14 @@ bench: $(STAMP) ## speed benchmark on both embedded data sets: prints a table, w
 
 bench-scale: $(STAMP) ## memory and preparation throughput on synthetic 1M/2M/4M-document corpora (about 10 min)
 	$(BIN)/textlstm bench-scale $(ARGS)
+
+# the newest finished tweets run (it has metrics.json) unless RUN=path (a run or a bundle)
+RUN     ?= $(patsubst %/,%,$(dir $(lastword $(sort $(wildcard runs/tweets_sentiment/*/metrics.json)))))
+
+serve-bench: $(STAMP) ## load-test `textlstm serve` on loopback (RUN=... or the newest tweets run); writes serve_bench.json
+	@test -n "$(RUN)" || { echo "no run under runs/tweets_sentiment; train one (make train CONFIG=configs/tweets_sentiment.yaml) or pass RUN=path"; exit 2; }
+	$(BIN)/textlstm prepare tweets_sentiment
+	$(BIN)/textlstm serve-bench $(RUN) $(ARGS)
 
 sweep: $(STAMP) ## hyper-parameter search SWEEP (default configs/sweeps/bbc_news.yaml) with ARGS overrides
 	$(BIN)/textlstm sweep $(SWEEP) $(ARGS)

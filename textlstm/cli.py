@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 
@@ -167,6 +168,59 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from textlstm.commands.serve import serve
+
+    serve(args.path, host=args.host, port=args.port, workers=args.workers,
+          max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
+          max_texts=args.max_texts, max_chars=args.max_chars, max_body_mb=args.max_body_mb,
+          threads=args.threads)
+    # the server has stopped and flushed; skip the interpreter's teardown, which for a process
+    # holding torch takes seconds on a busy machine and would delay a SIGTERM'd exit
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def cmd_serve_bench(args) -> int:
+    from textlstm.commands.serve_bench import run_serve_bench
+
+    result = run_serve_bench(
+        args.path, out=args.out, levels=args.clients, texts_per_request=args.texts_per_request,
+        requests_per_level=args.requests_per_level, seconds_per_level=args.seconds_per_level,
+        soak_requests=args.soak_requests, soak_seconds=args.soak_seconds,
+        fuzz_requests=args.fuzz_requests,
+        agreement_texts=args.agreement_texts, data=args.data, workers=args.workers,
+        max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
+        threads=args.threads)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_push(args) -> int:
+    from textlstm.commands.push import push
+
+    print(push(args.path, args.repo_id, private=args.private))
+    return 0
+
+
+def _add_server_options(sp: argparse.ArgumentParser) -> None:
+    """Options `serve` and `serve-bench` share (how the server runs)."""
+    from textlstm.commands.serve import DEFAULTS
+
+    sp.add_argument("--workers", type=int, default=DEFAULTS["workers"],
+                    help="inference processes, each with one API process (default "
+                         f"{DEFAULTS['workers']})")
+    sp.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"],
+                    help="requests labelled together at most (dynamic batching; default "
+                         f"{DEFAULTS['max_batch_size']})")
+    sp.add_argument("--batch-timeout-ms", type=float, default=DEFAULTS["batch_timeout_ms"],
+                    help="how long a batch waits to fill, in ms (default "
+                         f"{DEFAULTS['batch_timeout_ms']:g})")
+    sp.add_argument("--threads", type=int, default=1,
+                    help="torch threads per inference process (default 1)")
+
+
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model from a config", epilog=_config_help(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -290,6 +344,61 @@ def _add_bench_scale(sub) -> None:
     bs.set_defaults(func=cmd_bench_scale)
 
 
+def _add_serve(sub) -> None:
+    sv = sub.add_parser("serve", help="serve a run or bundle over HTTP: POST /predict, "
+                                      "GET /health, GET /info (LitServe)")
+    sv.add_argument("path", help="run directory, bundle folder or hf://OWNER/NAME")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _add_server_options(sv)
+    sv.add_argument("--max-texts", type=int, default=1000, help="texts per request at most (1000)")
+    sv.add_argument("--max-chars", type=int, default=20_000,
+                    help="characters per text at most (20000)")
+    sv.add_argument("--max-body-mb", type=int, default=32,
+                    help="request body size at most (32 MiB)")
+    sv.set_defaults(func=cmd_serve)
+
+
+def _add_serve_bench(sub) -> None:
+    sb = sub.add_parser("serve-bench", help="load-test `serve` on loopback: throughput, latency "
+                                            "at 1-128 clients, fuzz, memory; writes "
+                                            "serve_bench.json")
+    sb.add_argument("path", help="run directory or bundle folder")
+    sb.add_argument("--out", default="serve_bench.json", help="JSON results (serve_bench.json)")
+    sb.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128],
+                    help="concurrent clients per level (default 1 8 32 128)")
+    sb.add_argument("--texts-per-request", type=int, nargs="+", default=[1, 64],
+                    help="texts per request, each run at every client level (default 1 64)")
+    sb.add_argument("--requests-per-level", type=int, default=20_000,
+                    help="requests per level at most (default 20000)")
+    sb.add_argument("--seconds-per-level", type=float, default=30.0,
+                    help="seconds per level at most (default 30)")
+    sb.add_argument("--soak-requests", type=int, default=100_000,
+                    help="total requests before the final memory reading; levels count towards "
+                         "it and a soak at 32 clients sends the rest (default 100000)")
+    sb.add_argument("--soak-seconds", type=float, default=900.0,
+                    help="seconds the soak may take at most (default 900)")
+    sb.add_argument("--fuzz-requests", type=int, default=1200,
+                    help="malformed requests (default 1200)")
+    sb.add_argument("--agreement-texts", type=int, default=1000,
+                    help="texts compared with `textlstm predict` (default 1000)")
+    sb.add_argument("--data", default="data/tweets_sentiment/test.jsonl",
+                    help="JSONL file of texts to send (default the tweets test split)")
+    _add_server_options(sb)
+    sb.set_defaults(func=cmd_serve_bench)
+
+
+def _add_push(sub) -> None:
+    pu = sub.add_parser("push", help="upload a bundle (or a run, exported first) to the Hugging "
+                                     "Face Hub; load it back with "
+                                     "textlstm.load(\"hf://OWNER/NAME\")")
+    pu.add_argument("path", help="bundle folder (has textlstm.json) or run directory")
+    pu.add_argument("repo_id", metavar="OWNER/NAME", help="Hub model repository")
+    pu.add_argument("--private", action="store_true", help="create the repository private")
+    pu.set_defaults(func=cmd_push)
+
+
 def _add_prepare(sub) -> None:
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])
@@ -304,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     # one helper per verb, in the order `textlstm --help` lists them
     for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
                 _add_sweep,
-                _add_report, _add_bench, _add_bench_scale, _add_prepare):
+                _add_report, _add_bench, _add_bench_scale, _add_serve,
+                _add_serve_bench, _add_push, _add_prepare):
         add(sub)
     return p
 

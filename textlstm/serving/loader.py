@@ -11,13 +11,15 @@ from pathlib import Path
 from textlstm.core import runfolder
 from textlstm.models.classifier import network_from_checkpoint
 from textlstm.models.predictor import Predictor
+from textlstm.serving.hub import resolve
 from textlstm.tokens.vocab import Vocab
 
 
 def load(run_dir: str | Path, overrides: list[str] | None = None, which: str = "best",
          device: str | None = None) -> Predictor:
-    """Load a run folder written by `textlstm train` (its best checkpoint by default)."""
-    run_dir = runfolder.require_run_dir(run_dir)
+    """Load a run folder written by `textlstm train` (its best checkpoint by default), or
+    hf://OWNER/NAME (downloaded first)."""
+    run_dir = runfolder.require_run_dir(resolve(run_dir))
     cfg = runfolder.load_run_config(run_dir, overrides)
     vocab = Vocab.load(run_dir / runfolder.VOCAB)
     labels = runfolder.load_labels(run_dir)

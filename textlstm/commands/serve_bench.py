@@ -1,0 +1,323 @@
+"""`textlstm serve-bench RUN_OR_BUNDLE`: `textlstm serve` under load, on loopback only.
+
+1. start the server in a subprocess on a free 127.0.0.1 port and wait for /health;
+2. levels: 1, 8, 32, 128 concurrent clients sending 1-text requests, then 64-text requests,
+   texts drawn from the tweets test split; each level bounded in requests and seconds;
+3. a soak at 32 clients until `soak_requests` requests in all, then the server's memory again;
+4. fuzz: malformed requests of every kind the server must refuse, and random bytes;
+5. 1,000 texts labelled by the server and by `textlstm predict`: the share that agree.
+
+Writes serve_bench.json: {"engine", "levels": [{"clients", "texts_per_request",
+"requests_per_second", "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors"}],
+"requests_total", "rss_mb": {"start", "end"}, "fuzz": {"requests", "status_5xx", "alive"},
+"agreement_with_predict"}."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from textlstm.core.errors import UserError
+from textlstm.core.io import write_json
+
+HOST = "127.0.0.1"  # the only address this benchmark ever sends to
+MAX_TEXTS, MAX_CHARS = 1000, 20_000  # the server's defaults, which the fuzz phase probes
+
+
+def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
+                    levels: list[int] | tuple[int, ...] = (1, 8, 32, 128),
+                    texts_per_request: list[int] | tuple[int, ...] = (1, 64),
+                    requests_per_level: int = 20_000, seconds_per_level: float = 30.0,
+                    soak_requests: int = 100_000, soak_seconds: float = 900.0,
+                    fuzz_requests: int = 1200, agreement_texts: int = 1000,
+                    data: str | Path = "data/tweets_sentiment/test.jsonl", workers: int = 1,
+                    max_batch_size: int = 64, batch_timeout_ms: float = 5.0,
+                    threads: int = 1, startup_seconds: float = 300.0) -> dict:
+    import logging
+
+    import httpx  # noqa: F401  (fail before starting a server if the client is missing)
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
+
+    texts = read_texts(data)
+    port = free_port()
+    log = tempfile.NamedTemporaryFile("w+", prefix="serve-bench-", suffix=".log", delete=False)
+    cmd = [sys.executable, "-m", "textlstm", "serve", str(path), "--host", HOST,
+           "--port", str(port), "--workers", str(workers), "--max-batch-size", str(max_batch_size),
+           "--batch-timeout-ms", str(batch_timeout_ms), "--threads", str(threads)]
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://{HOST}:{port}"
+    try:
+        wait_healthy(base, server, startup_seconds, log.name)
+        info = _get_json(base + "/info")
+        rss_start = tree_rss_mb(server.pid)
+        results, total = [], 0
+        for k in texts_per_request:
+            for c in levels:
+                level = asyncio.run(drive(base, texts, c, k, requests_per_level, seconds_per_level))
+                total += level.pop("requests")
+                results.append(level)
+                print(json.dumps(level), file=sys.stderr)
+        if soak_requests > total:
+            soak = asyncio.run(drive(base, texts, 32, 1, soak_requests - total, soak_seconds))
+            total += soak.pop("requests")
+            print(json.dumps({"soak": soak}), file=sys.stderr)
+        rss_end = tree_rss_mb(server.pid)
+        fuzz = asyncio.run(fuzz_server(base, fuzz_requests))
+        agreement = agreement_with_predict(base, path, texts[:agreement_texts])
+    finally:
+        stop(server)
+        log.close()
+    result = {"engine": info.get("engine"), "levels": results, "requests_total": total,
+              "rss_mb": {"start": round(rss_start, 1), "end": round(rss_end, 1)},
+              "fuzz": fuzz, "agreement_with_predict": agreement}
+    write_json(out, result)
+    os.unlink(log.name)
+    return result
+
+
+def read_texts(data: str | Path) -> list[str]:
+    path = Path(data)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; run `textlstm prepare tweets_sentiment` or pass "
+                        "--data FILE.jsonl.")
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if isinstance(row.get("text"), str) and row["text"].strip():
+            texts.append(row["text"])
+    if not texts:
+        raise UserError(f"{path} has no \"text\" fields; pass a JSONL file with one.")
+    return texts
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base: str, server: subprocess.Popen, seconds: float, log: str) -> None:
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            tail = Path(log).read_text(errors="replace").strip().splitlines()[-1:]
+            raise UserError(f"the server exited with code {server.returncode} before it was ready "
+                            f"({' '.join(tail)}); run `textlstm serve` alone to see why.")
+        try:
+            if httpx.get(base + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise UserError(f"the server was not ready within {seconds:.0f} s; the machine may be busy.")
+
+
+def _get_json(url: str) -> dict:
+    import httpx
+
+    return httpx.get(url, timeout=10).json()
+
+
+def stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (the server's workers), in MB."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    if not sorted_ms:
+        return 0.0
+    return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 2)
+
+
+async def drive(base: str, texts: list[str], clients: int, per_request: int, max_requests: int,
+                max_seconds: float) -> dict:
+    """`clients` concurrent keep-alive clients sending until `max_requests` requests in all or
+    `max_seconds` have passed, whichever comes first."""
+    import httpx
+
+    rng = random.Random(clients * 1000 + per_request)
+    bodies = [json.dumps({"text": rng.choice(texts)} if per_request == 1 else
+                         {"texts": rng.sample(texts, per_request)}).encode()
+              for _ in range(min(max_requests, 512))]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    sent = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        start = time.perf_counter()
+        deadline = start + max_seconds
+
+        async def one_client():
+            nonlocal sent
+            while sent < max_requests and time.perf_counter() < deadline:
+                body = bodies[sent % len(bodies)]
+                sent += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/predict", content=body, headers=headers)
+                    status = r.status_code
+                except httpx.HTTPError as e:
+                    status = type(e).__name__
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if status != 200:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"clients": clients, "texts_per_request": per_request,
+            "requests_per_second": round(sent / elapsed, 1),
+            "texts_per_second": round(sent * per_request / elapsed, 1),
+            "p50_ms": _percentile(latencies, 0.50), "p95_ms": _percentile(latencies, 0.95),
+            "p99_ms": _percentile(latencies, 0.99), "errors": errors, "requests": sent}
+
+
+def fuzz_cases(rng: random.Random) -> list[tuple[str, str, bytes, dict]]:
+    """(method, path, body, headers) of every kind of request the server must refuse."""
+    js = {"content-type": "application/json"}
+    cases = [
+        ("POST", "/predict", b'{"text": "unfinished', js),
+        ("POST", "/predict", b"", js),
+        ("POST", "/predict", b'{"text": "caf\xe9 \xff\xfe"}', js),  # not UTF-8
+        ("POST", "/predict", b"{}", js),
+        ("POST", "/predict", b'{"txt": "typo"}', js),
+        ("POST", "/predict", b'{"text": "a", "texts": ["b"]}', js),
+        ("POST", "/predict", b'["a list", "not an object"]', js),
+        ("POST", "/predict", b'"a string"', js),
+        ("POST", "/predict", b'{"text": 42}', js),
+        ("POST", "/predict", b'{"text": null}', js),
+        ("POST", "/predict", b'{"text": ["nested"]}', js),
+        ("POST", "/predict", b'{"texts": "not a list"}', js),
+        ("POST", "/predict", b'{"texts": []}', js),
+        ("POST", "/predict", b'{"texts": ["ok", 7, "ok"]}', js),
+        ("POST", "/predict", b'{"texts": [{"text": "x"}]}', js),
+        ("POST", "/predict", json.dumps({"texts": ["t"] * (MAX_TEXTS + 1)}).encode(), js),
+        ("POST", "/predict", json.dumps({"text": "x" * (MAX_CHARS + 1)}).encode(), js),
+        ("POST", "/predict", b"[" * 100_000 + b"]" * 100_000, js),
+        ("POST", "/predict", b'{"texts": ' + b"[" * 5000 + b"]" * 5000 + b"}", js),
+        ("POST", "/predict", b"NaN", js),
+        ("POST", "/predict", b'{"text": "form encoded"}',
+         {"content-type": "application/x-www-form-urlencoded"}),
+        ("POST", "/predict", b"text=hello", {"content-type": "application/x-www-form-urlencoded"}),
+        ("GET", "/predict", b"", {}),
+        ("POST", "/nowhere", b'{"text": "x"}', js),
+        ("PUT", "/info", b"", {}),
+    ]
+    for _ in range(15):  # random bytes, with and without a JSON content type
+        cases.append(("POST", "/predict", rng.randbytes(rng.randint(1, 4096)),
+                      js if rng.random() < 0.5 else {}))
+    return cases
+
+
+async def fuzz_server(base: str, n: int, seed: int = 0) -> dict:
+    """`n` malformed requests (cycling through `fuzz_cases`), a few oversized bodies and raw
+    non-HTTP bytes; 5xx answers counted; then the server must still answer."""
+    import httpx
+
+    rng = random.Random(seed)
+    cases = fuzz_cases(rng)
+    status_5xx = sent = 0
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for i in range(n):
+            method, path, body, headers = cases[i % len(cases)]
+            if i % len(cases) >= len(cases) - 15:  # fresh random bytes each round
+                body = rng.randbytes(rng.randint(1, 4096))
+            sent += 1
+            try:
+                r = await client.request(method, path, content=body, headers=headers)
+                status_5xx += r.status_code >= 500
+            except httpx.HTTPError:
+                pass  # a connection the server closed on a bad request is not a 5xx
+        for _ in range(3):  # bodies over the server's size limit, by header and by stream
+            sent += 1
+            try:
+                r = await client.post("/predict", content=b"x" * (33 * 2**20), headers={})
+                status_5xx += r.status_code >= 500
+            except httpx.HTTPError:
+                pass
+        for _ in range(5):  # bytes that are not HTTP at all
+            sent += 1
+            status_5xx += await _raw_garbage(base, rng.randbytes(256))
+        health = await client.get("/health")
+        ok = await client.post("/predict", json={"text": "still here?"})
+    alive = health.status_code == 200 and ok.status_code == 200
+    return {"requests": sent, "status_5xx": status_5xx, "alive": alive}
+
+
+async def _raw_garbage(base: str, data: bytes) -> int:
+    host, port = base.rsplit("/", 1)[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(data + b"\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.read(64), 10)
+    except (OSError, asyncio.TimeoutError):
+        return 0
+    finally:
+        writer.close()
+    parts = head.split(b" ")
+    return int(len(parts) > 1 and parts[1][:1] == b"5")
+
+
+def agreement_with_predict(base: str, path: str | Path, texts: list[str]) -> float:
+    """Share of `texts` the server labels as `textlstm predict` does."""
+    import httpx
+
+    # predict --input reads a .txt file a text per line
+    texts = [t for t in texts if "\n" not in t and "\r" not in t]
+    served = []
+    for s in range(0, len(texts), 64):
+        r = httpx.post(base + "/predict", json={"texts": texts[s:s + 64]}, timeout=60)
+        served += [p["label"] for p in r.json()["predictions"]]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "texts.txt", Path(tmp) / "predictions.jsonl"
+        src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        p = subprocess.run([sys.executable, "-m", "textlstm", "predict", str(path), "--input",
+                            str(src), "--output", str(dst)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise UserError(f"`textlstm predict` failed: {p.stderr.strip().splitlines()[-1:]}")
+        labels = [json.loads(x)["label"] for x in dst.read_text(encoding="utf-8").splitlines()]
+    if len(labels) != len(served) or not served:
+        return 0.0
+    return round(sum(a == b for a, b in zip(served, labels, strict=True)) / len(served), 6)
