@@ -353,3 +353,49 @@ def test_rng_state_saves_every_rank_and_gives_each_its_own_back(monkeypatch):
         monkeypatch.setattr(ck, "rank_and_world", lambda r=rank: (r, 2))
         ck.RNGState().load_state_dict(saved)
         assert draws() == expected, rank
+
+
+# ------------------------------------------------------------------ atomic writes
+def test_atomic_write_leaves_the_old_file_whole_and_no_temporary(tmp_path):
+    from textlstm.core.io import atomic_write, write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(path) as fh:
+            fh.write('{"a": 2, "half')
+            raise KeyboardInterrupt  # stands in for Ctrl-C
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    write_json(path, {"a": 3})
+    assert json.loads(path.read_text()) == {"a": 3} and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_a_kill_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    from textlstm.training.checkpoints import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def dies_halfway(obj, fh, *a, **k):
+        fh.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_the_trainer_writes_checkpoints_atomically(tmp_path):
+    from textlstm.training.checkpoints import AtomicCheckpointIO
+    from textlstm.training.trainer import build_trainer
+
+    cfg = load_config(None, ["trainer.progress_bar=false", "trainer.checkpoint_every_n_steps=5"])
+    trainer, ckpts = build_trainer(cfg, tmp_path / "run")
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    names = sorted(c.filename for c in trainer.checkpoint_callbacks)
+    assert names == ["best", "last", "step"] and ckpts.best.monitor == "val/f1_macro" and ckpts.best.mode == "max"
