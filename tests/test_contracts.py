@@ -61,7 +61,7 @@ def test_vocabulary_min_freq_and_max_size():
     ("optimiser:\n  lr: 0.1\n", "optimiser"),                      # unknown top-level section
     ("model:\n  encoder:\n    hiden_size: 8\n", "hiden_size"),     # unknown key inside a section
     ("data:\n  batchsize: 8\n", "batchsize"),
-])
+], ids=["section", "nested", "data"])
 def test_unknown_keys_in_a_yaml_file_are_refused(tmp_path, body, needle):
     path = tmp_path / "c.yaml"
     path.write_text(body)
@@ -121,7 +121,7 @@ def _fake_run(tmp_path: Path) -> Path:
     return run
 
 
-@pytest.mark.parametrize("to_file", [False, True])
+@pytest.mark.parametrize("to_file", [False, True], ids=["stdout", "file"])
 def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, capsys, to_file):
     import textlstm.commands.predict as predict_mod
     from textlstm.models.predictor import Predictor
@@ -188,7 +188,7 @@ def test_the_tokenization_cache_key_includes_the_spacy_version(tmp_path, monkeyp
     (3, "800000 100000\n", 3),     # the quota above the affinity: the affinity
     (4, None, 4),                  # no cgroup file (cgroup v1, macOS)
     (4, "garbage\n", 4),           # unreadable: ignored
-])
+], ids=["no-quota", "two", "round-down", "at-least-one", "affinity-below-quota", "no-file", "garbage"])
 def test_usable_cores_from_affinity_and_cgroup_quota(tmp_path, monkeypatch, affinity, cpu_max, expected):
     from textlstm.core import hardware
 
@@ -238,7 +238,7 @@ def test_the_predictor_truncates_too(tmp_path):
 
 # ------------------------------------------------------------------ streaming
 @pytest.mark.parametrize("override,key", [("data.max_tokens_per_batch=1000", "data.max_tokens_per_batch"),
-                                          ("data.bucketing=exact", "data.bucketing")])
+                                          ("data.bucketing=exact", "data.bucketing")], ids=["max_tokens", "exact"])
 def test_streaming_refuses_token_budgets_and_exact_bucketing(override, key):
     load_config(None, [override])  # fine without streaming
     with pytest.raises(UserError, match=key.replace(".", r"\.") + ".*data.streaming=true"):
@@ -399,3 +399,164 @@ def test_the_trainer_writes_checkpoints_atomically(tmp_path):
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     names = sorted(c.filename for c in trainer.checkpoint_callbacks)
     assert names == ["best", "last", "step"] and ckpts.best.monitor == "val/f1_macro" and ckpts.best.mode == "max"
+    stop = trainer.early_stopping_callback
+    assert stop.monitor == "val/f1_macro" and stop.mode == "max" and stop.patience == cfg.trainer.patience
+
+
+
+# ------------------------------------------------------------------ class weights
+def test_balanced_class_weights_and_explicit_ones():
+    from textlstm.training.build import class_weights
+
+    ids = [0] * 6 + [1] * 3 + [2] * 1  # n=10, k=3: n / (k * count)
+    cfg = load_config(None, ["model.class_weights=balanced"])
+    assert class_weights(cfg, ["a", "b", "c"], ids) == pytest.approx([10 / 18, 10 / 9, 10 / 3])
+    cfg = load_config(None, ["model.class_weights=[1, 2.5, 0]"])
+    assert class_weights(cfg, ["a", "b", "c"], ids) == [1.0, 2.5, 0.0]
+    assert class_weights(load_config(None, []), ["a", "b", "c"], ids) is None
+    with pytest.raises(UserError, match="model.class_weights"):
+        class_weights(load_config(None, ["model.class_weights=[1, -1, 1]"]), ["a", "b", "c"], ids)
+
+
+def test_class_weights_reach_the_loss():
+    from textlstm.training.module import LitTextClassifier
+
+    lit = LitTextClassifier(torch.nn.Linear(1, 2), ["a", "b"], {}, [1.0, 3.0])
+    assert lit.criterion.weight.tolist() == [1.0, 3.0]
+
+
+# ------------------------------------------------------------------ the cosine schedule
+def test_cosine_schedule_warms_up_then_decays_to_five_percent():
+    from types import SimpleNamespace
+
+    from textlstm.training.module import LitTextClassifier
+
+    lit = LitTextClassifier(torch.nn.Linear(2, 2), ["a", "b"],
+                            {"name": "adamw", "lr": 1.0, "weight_decay": 0.0, "scheduler": "cosine", "warmup_steps": 4})
+    lit._trainer = SimpleNamespace(estimated_stepping_batches=104)
+    conf = lit.configure_optimizers()
+    sched = conf["lr_scheduler"]["scheduler"]
+    assert conf["lr_scheduler"]["interval"] == "step"
+    lrs = []
+    for _ in range(104):
+        lrs.append(sched.get_last_lr()[0])
+        conf["optimizer"].step()
+        sched.step()
+    assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])  # linear warm-up to the peak
+    assert lrs[4 + 50] == pytest.approx(0.05 + 0.95 * 0.5, abs=1e-6)  # half way: the middle of the cosine
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))  # then never rising
+    assert lrs[-1] == pytest.approx(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 99 / 100)), abs=1e-6)
+    sched.step()
+    assert sched.get_last_lr()[0] == pytest.approx(0.05, abs=1e-6)  # ends at 5 % of the peak
+
+
+# ------------------------------------------------------------------ run folders
+def test_run_folder_checks(tmp_path):
+    import os
+
+    from textlstm.core import runfolder
+
+    with pytest.raises(UserError, match="does not exist"):
+        runfolder.require_run_dir(tmp_path / "nope")
+    (tmp_path / "r" / "checkpoints").mkdir(parents=True)
+    run = tmp_path / "r"
+    with pytest.raises(UserError, match="not a run directory"):
+        runfolder.require_run_dir(run)
+    (run / "config.yaml").write_text("seed: 1\n")
+    assert runfolder.require_run_dir(run) == run
+    with pytest.raises(UserError, match="no checkpoint yet"):
+        runfolder.resume_target(run)
+    for name, t in (("last.ckpt", 1_000_000_000), ("step.ckpt", 2_000_000_000)):
+        torch.save({"state_dict": {}, "epoch": 0}, run / "checkpoints" / name)
+        os.utime(run / "checkpoints" / name, ns=(t, t))
+    assert runfolder.latest_checkpoint(run).name == "step.ckpt"  # the newer one
+    os.utime(run / "checkpoints" / "last.ckpt", ns=(3_000_000_000, 3_000_000_000))
+    assert runfolder.resume_target(run) == (run, run / "checkpoints" / "last.ckpt")
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(UserError, match="already finished"):
+        runfolder.resume_target(run)
+    (run / "labels.json").write_text('["only"]')
+    with pytest.raises(UserError, match="at least two"):
+        runfolder.load_labels(run)
+    assert runfolder.find_checkpoint(run).name == "last.ckpt"  # no best.ckpt: the last one
+    (run / "checkpoints" / "bad.ckpt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        runfolder.read_checkpoint(run / "checkpoints" / "bad.ckpt")
+
+
+def test_new_run_dirs_never_collide(tmp_path):
+    from textlstm.core.runfolder import new_run_dir
+
+    dirs = {new_run_dir(tmp_path, "x") for _ in range(3)}
+    assert len(dirs) == 3 and all(d.parent == tmp_path / "x" and d.is_dir() for d in dirs)
+
+
+# ------------------------------------------------------------------ file formats
+def test_file_formats(tmp_path):
+    from textlstm.data.formats import builder_for, count_rows, iter_texts, loader_for
+
+    (tmp_path / "a.tsv").write_text("text\tlabel\nhello, world\tx\nbye\ty\n")
+    (tmp_path / "a.csv").write_text('text,label\n"hello, world",x\nbye,y\n')
+    (tmp_path / "a.jsonl").write_text('{"text": "hello, world", "label": "x"}\n\n"bye"\n')
+    (tmp_path / "a.txt").write_text("hello, world\nbye\n")
+    for name in ("a.tsv", "a.csv", "a.jsonl", "a.txt"):
+        assert list(iter_texts(tmp_path / name, "text")) == ["hello, world", "bye"], name
+    assert loader_for(tmp_path / "a.tsv") == ("csv", {"delimiter": "\t"})
+    assert loader_for(tmp_path / "a.csv") == ("csv", {})
+    assert builder_for(Path("x.PARQUET")) == "parquet" and builder_for(Path("x.ndjson")) == "json"
+    assert count_rows(tmp_path / "a.tsv") == 2 and count_rows(tmp_path / "a.jsonl") == 3
+    with pytest.raises(UserError, match="unknown format '.xlsx'"):
+        builder_for(Path("x.xlsx"))
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(UserError, match="is empty"):
+        loader_for(tmp_path / "e.csv")
+    from textlstm.data.sources import read_file
+
+    ds = read_file(tmp_path / "a.tsv", str(tmp_path / "cache"))
+    assert ds.column_names == ["text", "label"] and ds["text"] == ["hello, world", "bye"]
+
+
+# ------------------------------------------------------------------ hub errors
+def test_hub_errors_are_one_sentence(monkeypatch):
+    import datasets
+
+    from textlstm.data import hub
+
+    def boom(*a, **k):
+        raise FileNotFoundError("Couldn't find a dataset script\nmore")
+
+    monkeypatch.setattr(datasets, "load_dataset", boom)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(UserError, match=r"hub dataset 'org/name' could not be streamed \(Couldn't find a dataset "
+                                        r"script\); check the name and your network"):
+        hub.open_hub("hf:org/name:cfg", streaming=True)
+    assert hub.parse_source("hf:org/name:cfg") == ("org/name", "cfg") and hub.parse_source("hf:x") == ("x", None)
+    with pytest.raises(UserError, match="no split 'train'.*data.hf_splits.train"):
+        hub.check_train_split("hf:x", ["test"], "train")
+
+
+# ------------------------------------------------------------------ architecture version
+def test_a_checkpoint_of_another_architecture_version_is_refused():
+    from textlstm.models.classifier import ARCH_VERSION, TextClassifier, network_from_checkpoint
+
+    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3"])
+    net = TextClassifier(10, 2, cfg.model)
+    ck = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "textlstm": {"arch_version": ARCH_VERSION}}
+    again = network_from_checkpoint(ck, 10, 2, cfg.model, "run")
+    assert all(torch.equal(again.state_dict()[k], v) for k, v in net.state_dict().items())
+    ck["textlstm"]["arch_version"] = ARCH_VERSION + 1
+    with pytest.raises(UserError, match=f"architecture version {ARCH_VERSION + 1}"):
+        network_from_checkpoint(ck, 10, 2, cfg.model, "run")
+    ck["textlstm"]["arch_version"] = ARCH_VERSION
+    with pytest.raises(UserError, match="does not match"):
+        network_from_checkpoint(ck, 11, 2, cfg.model, "run")
+
+
+# ------------------------------------------------------------------ errors end in exit code 2
+def test_user_errors_exit_with_code_2(capsys):
+    from textlstm.cli import main
+
+    assert main(["predict", "/nonexistent/run", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("textlstm: error: ") and len(err.strip().splitlines()) == 1
