@@ -206,8 +206,8 @@ def apply(dest: Path, m: Mutant) -> None:
 def run_tests(dest: Path, nodes: list[str], timeout: int) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(dest), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
-        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:warnings",
-                            *nodes], cwd=dest, env=env, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *nodes],
+                           cwd=dest, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return -1, "timeout"
     return p.returncode, p.stdout[-3000:] + p.stderr[-2000:]

@@ -301,6 +301,9 @@ def test_nan_loss_stops_training_and_names_the_step(tmp_path, capsys, monkeypatc
         return loss * float("nan") if calls["n"] >= 4 and self.training else loss
 
     monkeypatch.setattr(nn.CrossEntropyLoss, "forward", goes_nan)
+    # wandb.mode=disabled for real (conftest's WANDB_MODE=offline would win): otherwise, when this
+    # is the first W&B run in the process, wandb's one-time warning lands on stderr too
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     argv = [str(a) for a in _train(tmp_path, *_files(tmp_path))]
     before = _snapshot(tmp_path)
     code = main(argv)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT
 from textlstm.batches.sampler import BucketBatchSampler
 from textlstm.core.config import load_config
 from textlstm.core.errors import UserError
@@ -249,9 +248,10 @@ def test_a_resumed_streamed_epoch_starts_from_the_beginning_of_the_stream():
     """The stream's loader has no position to resume from: whatever epoch the trainer is in
     when it asks (a run resumed mid-epoch included), it gets that epoch whole, in the order an
     uninterrupted run saw it."""
+    from datasets import Dataset
+
     from textlstm.batches.streaming import StreamBatches, _EpochLoader
     from textlstm.tokens.vocab import Vocab
-    from datasets import Dataset
 
     n = 60
     ds = Dataset.from_list([{"text": f"t{i} " + "x " * (i % 7), "label": "ab"[i % 2]} for i in range(n)])

@@ -44,7 +44,6 @@ def learned(tmp_path_factory):
     """One run on 300/60/60 synthetic texts, W&B disabled by the config alone."""
     from textlstm.commands.train import train
     from textlstm.core.config import load_config
-
     from textlstm.training.checkpoints import AtomicCheckpointIO
 
     mp = pytest.MonkeyPatch()
