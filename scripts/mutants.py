@@ -104,7 +104,7 @@ M = [
            "tests/test_model.py::test_padded_path_equals_packed[1-True-gru]", "reversal within the padded width"),
     Mutant("textlstm/models/masks.py", "return torch.cat([last[:, :H], out[:, 0, H:]], dim=-1)",
            "return torch.cat([last[:, :H], last[:, H:]], dim=-1)",
-           "tests/models/test_cells.py::test_reference_matches_rnn_encoder[1-True-padded]",
+           "tests/test_model.py::test_final_states_are_nn_lstm_h_n[padded]",
            "backward final state taken at the last token"),
     Mutant("textlstm/models/pooling.py", 'return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)',
            "return states.amax(dim=1)", "tests/test_model.py::test_pooling_masks", "max pooling over padding"),
