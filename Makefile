@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast test-full bench bench-scale serve-bench sweep lint clean
+.PHONY: help install data train test test-fast mutants bench bench-scale serve-bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: $(STAMP) ## run the test suite (fast tests plus end-to-end ones that fit t
 
 test-fast: $(STAMP) ## only the fast tests
 	$(BIN)/python -m pytest -q -m "not slow"
+
+mutants: $(STAMP) ## break 49 behaviours one at a time; each must fail the test named for it (not in `make test`; ~20 min)
+	$(BIN)/python scripts/mutants.py $(ARGS)
 
 bench: $(STAMP) ## speed benchmark on both embedded data sets: prints a table, writes bench.json
 	$(BIN)/textlstm bench $(ARGS)

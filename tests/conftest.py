@@ -65,5 +65,5 @@ def tiny_run(tmp_path_factory, small_csvs):
         f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
         f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
         f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
-        "wandb.mode=offline", *TINY])
+        "wandb.mode=offline", *TINY, "optim.lr=0.02"])  # lr: so that 2 epochs beat chance (test_learning)
     return train(cfg)

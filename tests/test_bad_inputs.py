@@ -232,21 +232,53 @@ def test_bad_input(name, build, words, tiny_run, tmp_path, capsys):
     assert not (tmp_path / "pwned").exists()  # no code from a checkpoint ran
 
 
-def test_the_matrix_is_big_enough():
-    assert len(CASES) >= 30
+def test_the_matrix_is_the_size_the_docs_say():
+    import re
+
+    assert len(CASES) == len({c[0] for c in CASES}) == 49  # docs/operations.md states the same count
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    assert re.search(rf"table of {len(CASES)} such mistakes", docs)
 
 
 # ---- documented warn-and-continue cases
-def test_long_documents_are_truncated_not_fatal(tmp_path, capsys):
+def _run_dir(d: Path) -> Path:
+    runs = [p for p in (d / "runs").glob("*/*") if (p / "metrics.json").is_file()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_long_documents_are_truncated_not_fatal(tmp_path, capsys, monkeypatch):
+    import textlstm.batches.datamodule as dm_mod
+
     rows = _good_rows()
     rows[0] = ("word " * 200_000, "a")  # a 1 MB document
+    encoded = {}
+    real = dm_mod.encode
+
+    def spy(ds, vocab, labels, max_length):
+        out = real(ds, vocab, labels, max_length)
+        encoded.setdefault("train", out)  # train is encoded first
+        return out
+
+    monkeypatch.setattr(dm_mod, "encode", spy)
     code = main([str(a) for a in _train(tmp_path, *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
     assert code == 0, capsys.readouterr().err
+    lengths = list(encoded["train"]["length"])
+    assert 40 in lengths and max(lengths) == 40  # data.max_length=40 (TINY): the 200,000 words cut to 40
+    assert max(len(x) for x in encoded["train"]["ids"]) == 40
+    vocab = json.loads((_run_dir(tmp_path) / "vocab.json").read_text())["itos"]
+    assert "word" in vocab
 
 
 def test_huge_vocab_limit_is_fine(tmp_path, capsys):
+    from textlstm.tokens.tokenize import tokenize_texts
+
     code = main([str(a) for a in _train(tmp_path, *_files(tmp_path), "data.max_vocab_size=1000000000")])
     assert code == 0, capsys.readouterr().err
+    # the limit is far above the corpus: every distinct training token is in, nothing else
+    distinct = {w for t in tokenize_texts([t for t, _ in _good_rows()]) for w in t}
+    vocab = json.loads((_run_dir(tmp_path) / "vocab.json").read_text())["itos"]
+    assert vocab[:2] == ["<pad>", "<unk>"] and set(vocab[2:]) == distinct and len(vocab) == len(distinct) + 2
 
 
 def test_predict_odd_texts(tiny_run, capsys):
@@ -269,6 +301,9 @@ def test_nan_loss_stops_training_and_names_the_step(tmp_path, capsys, monkeypatc
         return loss * float("nan") if calls["n"] >= 4 and self.training else loss
 
     monkeypatch.setattr(nn.CrossEntropyLoss, "forward", goes_nan)
+    # wandb.mode=disabled for real (conftest's WANDB_MODE=offline would win): otherwise, when this
+    # is the first W&B run in the process, wandb's one-time warning lands on stderr too
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     argv = [str(a) for a in _train(tmp_path, *_files(tmp_path))]
     before = _snapshot(tmp_path)
     code = main(argv)

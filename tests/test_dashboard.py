@@ -64,3 +64,71 @@ def test_tables_plots_images_and_artifact(offline, tiny_run):
     model = [a for a in s["artifacts"] if a["type"] == "model"]
     assert len(model) == 1
     assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json", "config.yaml"}
+    assert set(model[0]["aliases"]) >= {"best", "latest"}
+    assert model[0]["metadata"]["labels"] == labels
+
+
+def _table(files, h, key):
+    return json.loads((files / h[f"{key}/path"][0]).read_text())
+
+
+def test_table_contents_equal_the_run(offline, tiny_run):
+    s, files = offline
+    h = s["history"]
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    labels = m["data"]["labels"]
+    per_class = _table(files, h, "test/per_class")
+    for lab, precision, recall, f1, support in per_class["data"]:
+        want = m["test"]["per_class"][lab]
+        assert (precision, recall, f1, support) == pytest.approx(
+            (want["precision"], want["recall"], want["f1"], want["support"]), abs=1e-6), lab
+    balance = _table(files, h, "data/class_balance")
+    assert balance["columns"] == ["split", "label", "count", "share"]
+    for split in ("train", "validation", "test"):
+        rows = [r for r in balance["data"] if r[0] == split]
+        assert [r[1] for r in rows] == labels
+        assert sum(r[2] for r in rows) == m["data"][f"{split}_size"], split
+        assert sum(r[3] for r in rows) == pytest.approx(1, abs=1e-3)
+    # the confusion matrix table holds the test confusion matrix, cell by cell
+    cm = _table(files, h, "test/confusion_matrix_table")
+    seen = {(r[0], r[1]): r[2] for r in cm["data"]}
+    for i, a in enumerate(labels):
+        for j, b in enumerate(labels):
+            assert seen.get((a, b), 0) == m["test"]["confusion_matrix"][i][j], (a, b)
+
+
+def test_predictions_table_has_both_splits_mistakes_first_most_confident_first(offline, tiny_run):
+    s, files = offline
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    pred = _table(files, s["history"], "predictions")
+    for split, size in (("test", m["data"]["test_size"]), ("validation", m["data"]["validation_size"])):
+        rows = [r for r in pred["data"] if r[0] == split]
+        assert len(rows) == min(size, 500), split  # every row of a small split
+        assert all(r[4] == (r[2] == r[3]) for r in rows)
+        conf = [max(r[5:]) for r in rows]
+        wrong = [c for r, c in zip(rows, conf, strict=True) if not r[4]]
+        right = [c for r, c in zip(rows, conf, strict=True) if r[4]]
+        assert [r[4] for r in rows] == sorted(r[4] for r in rows)  # mistakes first
+        assert wrong == sorted(wrong, reverse=True)  # most confident mistakes at the top
+        assert right == sorted(right)  # then the least confident correct ones
+    # the test accuracy in the table is the one metrics.json reports
+    test_rows = [r for r in pred["data"] if r[0] == "test"]
+    assert sum(r[4] for r in test_rows) / len(test_rows) == pytest.approx(m["test"]["accuracy"], abs=1e-6)
+
+
+def test_prediction_rows_are_capped_at_500_and_ordered():
+    import numpy as np
+
+    from textlstm.tracking.dashboard import MAX_PREDICTION_ROWS, prediction_rows
+
+    rng = np.random.default_rng(0)
+    n = 700
+    probs = rng.dirichlet([1, 1, 1], size=n).astype(np.float32)
+    true = rng.integers(0, 3, size=n)
+    p = {"probs": probs, "pred": probs.argmax(1), "true": true, "text": [f"t{i}" for i in range(n)]}
+    rows = prediction_rows(p, ["a", "b", "c"], "test")
+    assert MAX_PREDICTION_ROWS == 500 and len(rows) == 500
+    wrong = np.flatnonzero(p["pred"] != true)
+    # every mistake is kept ahead of any correct row, most confident first
+    assert [r[1] for r in rows[: len(wrong)]] == [f"t{i}" for i in sorted(wrong, key=lambda i: -probs[i].max())]
+    assert all(r[4] for r in rows[len(wrong):])

@@ -68,3 +68,19 @@ def test_classifier_shapes_and_vectors():
     found[3] = True
     net.load_vectors(vecs, found, freeze=True)
     assert torch.equal(net.embedding.weight[3], vecs[3]) and not net.embedding.weight.requires_grad
+
+
+@pytest.mark.parametrize("impl", ["padded", "packed"])
+def test_final_states_are_nn_lstm_h_n(impl):
+    """`final`: the forward state at each text's last token and the backward state after reading
+    back to its first token, which is what nn.LSTM's h_n holds for a packed batch."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(0)
+    enc = RNNEncoder(5, 4, 1, True, impl=impl).double().eval()
+    x = torch.randn(4, 6, 5, dtype=torch.double)
+    lengths = torch.tensor([6, 2, 4, 1])
+    with torch.no_grad():
+        _, final = enc(x, lengths)
+        _, (h_n, _) = enc.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    assert torch.allclose(final, torch.cat([h_n[0], h_n[1]], dim=-1), atol=1e-12)

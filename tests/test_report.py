@@ -63,7 +63,8 @@ def test_report_cli_one_run_and_comparison(tiny_run, tmp_path):
     cfg.write_text(cfg.read_text().replace("hidden_size: 16", "hidden_size: 17"))
     out = tmp_path / "one.html"
     code, stdout, err = run_cli("report", tiny_run, "--out", out)
-    assert code == 0, err and stdout.strip() == str(out)
+    assert code == 0, err
+    assert stdout.strip() == str(out)
     _parse(out)
     both = tmp_path / "both.html"
     code, _, err = run_cli("report", tiny_run, other, "--out", both)

@@ -36,7 +36,11 @@ def test_two_trial_sweep_end_to_end(small_csvs, tmp_path):
     best = max(rows, key=lambda r: float(r["val/f1_macro"]))
     cfg = load_config(results / "best.yaml")  # a config you can train as it is
     assert cfg.model.pooling == best["model.pooling"] and cfg.optim.lr == pytest.approx(float(best["optim.lr"]))
-    assert (results / "report.html").read_text().count("<tr>") >= 3
+    page = (results / "report.html").read_text()
+    metrics_table = page.split("<h2>Metrics</h2>", 1)[1].split("</table>", 1)[0]
+    # a header row and one row per trial, each naming its run, the best one marked
+    assert metrics_table.count("<tr>") == 1 + len(rows), metrics_table
+    assert all(Path(r["run_dir"]).name in metrics_table for r in rows) and metrics_table.count("<b>(best)</b>") == 1
     # each trial is its own run and W&B run, all in one group
     groups = set()
     for r in rows:

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import torch
 
+# cgroup v2: "max 100000" or "<quota> <period>" (containers started with --cpus)
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
 
 def usable_cores() -> int:
     """Cores this process may actually use: its CPU affinity, capped by a cgroup CPU quota."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:  # cgroup v2: "max 100000" or "<quota> <period>" (containers with --cpus)
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
         if quota != "max":
             n = min(n, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):

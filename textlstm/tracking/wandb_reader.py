@@ -81,5 +81,7 @@ def summarize(path: str | Path) -> dict:
                 out["summary"][_key(item)] = json.loads(item.value_json)
         elif kind == "artifact":
             out["artifacts"].append({"name": r.artifact.name, "type": r.artifact.type,
+                                     "aliases": list(r.artifact.aliases),
+                                     "metadata": json.loads(r.artifact.metadata or "{}"),
                                      "files": [e.path for e in r.artifact.manifest.contents]})
     return out

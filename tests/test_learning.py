@@ -1,0 +1,107 @@
+"""The classifier learns: a few hundred synthetic texts whose words decide the label, trained
+with the real Lightning Trainer through `train()`, reach high test accuracy in seconds. This is
+also the run with W&B switched off (wandb.mode=disabled, WANDB_MODE unset): no wandb/ folder,
+but report.html still written."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+LABELS = {"sport": "goal match team coach league striker", "money": "bank shares profit market stock bond",
+          "music": "band album guitar song concert singer"}
+NOISE = "the a of and to in it was on for with said".split()
+
+
+def synthetic_texts(n: int, seed: int) -> list[tuple[str, str]]:
+    """n texts of 6-14 words: 2-4 words from the label's own set, the rest shared noise."""
+    rng = np.random.default_rng(seed)
+    names = sorted(LABELS)
+    rows = []
+    for i in range(n):
+        label = names[i % len(names)]
+        own = LABELS[label].split()
+        words = list(rng.choice(own, size=int(rng.integers(2, 5)))) + list(rng.choice(NOISE, size=int(rng.integers(4, 11))))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """One run on 300/60/60 synthetic texts, W&B disabled by the config alone."""
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+    from textlstm.training.checkpoints import AtomicCheckpointIO
+
+    mp = pytest.MonkeyPatch()
+    mp.delenv("WANDB_MODE", raising=False)  # conftest's WANDB_MODE=offline would win over the config
+    saved = []  # every checkpoint train() writes goes through the atomic writer
+    real_save = AtomicCheckpointIO.save_checkpoint
+    mp.setattr(AtomicCheckpointIO, "save_checkpoint",
+               lambda self, ckpt, path, *a, **k: saved.append(Path(path).name) or real_save(self, ckpt, path, *a, **k))
+    d = tmp_path_factory.mktemp("learn")
+    files = {s: write_csv(d / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
+             (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}", f"run_root={d / 'runs'}",
+        "model.embedding.vectors=null", "wandb.mode=disabled", *TINY, "trainer.max_epochs=4", "optim.lr=0.01",
+        "trainer.patience=10"])
+    try:
+        run = train(cfg)
+    finally:
+        mp.undo()
+    return run, saved
+
+
+def test_words_that_decide_the_label_are_learned(learned):
+    learned, _ = learned
+    m = json.loads((learned / "metrics.json").read_text())
+    assert m["test"]["accuracy"] >= 0.9, m["test"]
+    assert m["validation"]["accuracy"] >= 0.9, m["validation"]
+
+
+def test_without_wandb_no_wandb_folder_but_a_report(learned):
+    learned, _ = learned
+    assert not (learned / "wandb").exists() and not (learned / "wandb_id").exists()
+    page = (learned / "report.html").read_text()
+    m = json.loads((learned / "metrics.json").read_text())
+    for split in ("validation", "test"):  # the results table shows this run's numbers
+        assert f"<td class=\"l\">{split}</td><td>{m[split]['accuracy']:.4f}</td>" in page, split
+    assert (learned / "errors.json").is_file()
+
+
+def test_the_tiny_bbc_run_beats_chance(tiny_run):
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    chance = 1 / len(m["data"]["labels"])  # five balanced topics
+    assert m["test"]["accuracy"] >= 1.75 * chance, m["test"]["accuracy"]  # 0.45 measured; shuffled labels: ~0.2
+
+
+def test_train_writes_its_checkpoints_through_the_atomic_writer(learned):
+    run, saved = learned
+    assert {"best.ckpt", "last.ckpt"} <= set(saved) and saved.count("last.ckpt") == 4  # one per epoch
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no .tmp left
+
+
+def test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1(learned):
+    run, _ = learned
+    m = json.loads((run / "metrics.json").read_text())
+    with open(run / "logs" / "metrics.csv") as fh:
+        f1 = [float(r["val/f1_macro"]) for r in csv.DictReader(fh) if r.get("val/f1_macro")]
+    # one row per epoch, then the final validation of the best checkpoint
+    epochs, final = f1[:-1], f1[-1]
+    assert len(epochs) == m["train"]["epochs"] == 4
+    assert m["train"]["best_epoch"] == epochs.index(max(epochs)) + 1  # the first epoch reaching the maximum
+    assert m["validation"]["f1_macro"] == pytest.approx(max(epochs), abs=1e-6) == final
