@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast mutants bench bench-scale serve-bench sweep lint clean
+.PHONY: help install data train test test-fast test-slow test-full mutants bench bench-scale serve-bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -34,11 +34,16 @@ data: $(STAMP) ## prepare the embedded data sets under data/ (only what is missi
 train: $(STAMP) ## train CONFIG (default configs/bbc_news.yaml) with ARGS overrides, test, report
 	$(BIN)/textlstm train --config $(CONFIG) $(ARGS)
 
-test: $(STAMP) ## run the test suite (fast tests plus end-to-end ones that fit the budget)
-	$(BIN)/python -m pytest -q
-
-test-fast: $(STAMP) ## only the fast tests
+test: $(STAMP) ## run the default test suite (everything not marked slow)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+test-fast: test ## the same as `make test` (kept for old habits)
+
+test-slow: $(STAMP) ## the slow tests: DDP, kill-and-resume, full-data streaming, bench, sweep, wheel
+	$(BIN)/python -m pytest -q -m slow
+
+test-full: $(STAMP) ## every test, slow ones included (what CI runs, in two steps)
+	$(BIN)/python -m pytest -q
 
 mutants: $(STAMP) ## break 49 behaviours one at a time; each must fail the test named for it (not in `make test`; ~20 min)
 	$(BIN)/python scripts/mutants.py $(ARGS)
