@@ -49,109 +49,156 @@ M = [
            'if self.training else batch["labels"])',
            "tests/test_learning.py::test_words_that_decide_the_label_are_learned",
            "training on shuffled labels"),
-    Mutant("textlstm/batches/datamodule.py", 'Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq',
-           'Vocab.from_counts(sum((count_tokens(d) for d in self.tokens.values()), __import__("collections").Counter()), '
+    Mutant("textlstm/batches/datamodule.py",
+           'Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq',
+           'Vocab.from_counts(sum((count_tokens(d) for d in self.tokens.values()), '
+           '__import__("collections").Counter()), '
            'c.min_freq',
-           C + "test_prepared_vocabulary_comes_from_train_only", "vocabulary from train + validation + test"),
+           C + "test_prepared_vocabulary_comes_from_train_only",
+           "vocabulary from train + validation + test"),
     Mutant("textlstm/tokens/vocab.py", "if c >= min_freq)", "if c >= 1)",
            C + "test_vocabulary_min_freq_and_max_size", "vocabulary ignores min_freq"),
     Mutant("textlstm/batches/datamodule.py", 'if split == "train" or split not in dd:', "if True:",
            "tests/test_data.py::test_unseen_label_in_test", "labels unseen in train accepted"),
     Mutant("textlstm/batches/datamodule.py", "if len(self.labels) < 2:", "if len(self.labels) < 1:",
-           "tests/test_end_to_end.py::test_cli_error_empty_file_and_single_class", "a single-label training set accepted"),
+           "tests/test_end_to_end.py::test_cli_error_empty_file_and_single_class",
+           "a single-label training set accepted"),
     Mutant("textlstm/data/sources.py", "row_split = split_of_group[inverse.reshape(-1)]",
-           "row_split = split_of_group[inverse.reshape(-1)][np.random.default_rng(seed).permutation(len(keys))]",
-           "tests/test_data.py::test_stratified_split_groups_duplicates", "duplicates straddle splits"),
-    Mutant("textlstm/batches/datamodule.py", 'tokens = pc.list_slice(table["tokens"].combine_chunks(), 0, max_length)',
+           "row_split = split_of_group[inverse.reshape(-1)]"
+           "[np.random.default_rng(seed).permutation(len(keys))]",
+           "tests/test_data.py::test_stratified_split_groups_duplicates",
+           "duplicates straddle splits"),
+    Mutant("textlstm/batches/datamodule.py",
+           'tokens = pc.list_slice(table["tokens"].combine_chunks(), 0, max_length)',
            'tokens = table["tokens"].combine_chunks()',
-           C + "test_long_documents_are_truncated_to_max_length", "no truncation to data.max_length"),
-    Mutant("textlstm/tokens/tokenize.py", '"spacy-en", spacy.__version__, TOKENIZER_VERSION', '"spacy-en", TOKENIZER_VERSION',
-           C + "test_the_tokenization_cache_key_includes_the_spacy_version", "cache key without spaCy's version"),
+           C + "test_long_documents_are_truncated_to_max_length",
+           "no truncation to data.max_length"),
+    Mutant("textlstm/tokens/tokenize.py", '"spacy-en", spacy.__version__, TOKENIZER_VERSION',
+           '"spacy-en", TOKENIZER_VERSION',
+           C + "test_the_tokenization_cache_key_includes_the_spacy_version",
+           "cache key without spaCy's version"),
     # ---- config
     Mutant("textlstm/core/config.py", "cfg = OmegaConf.structured(Config)",
            "cfg = OmegaConf.structured(Config); OmegaConf.set_struct(cfg, False)",
-           C + "test_unknown_keys_in_a_yaml_file_are_refused[section]", "unknown config sections accepted"),
-    Mutant("textlstm/core/config.py", '_check(d.max_tokens_per_batch is None, "data.max_tokens_per_batch"',
+           C + "test_unknown_keys_in_a_yaml_file_are_refused[section]",
+           "unknown config sections accepted"),
+    Mutant("textlstm/core/config.py",
+           '_check(d.max_tokens_per_batch is None, "data.max_tokens_per_batch"',
            '_check(True, "data.max_tokens_per_batch"',
            C + "test_streaming_refuses_token_budgets_and_exact_bucketing[max_tokens]",
            "streaming accepts max_tokens_per_batch"),
     Mutant("textlstm/core/errors.py", "exit_code = 2", "exit_code = 1",
            C + "test_user_errors_exit_with_code_2", "user errors exit with 1"),
     # ---- batches
-    Mutant("textlstm/batches/sampler.py", "pick[: total - len(pick)]])[rank::world]", "pick[: total - len(pick)]])[0::world]",
+    Mutant("textlstm/batches/sampler.py", "pick[: total - len(pick)]])[rank::world]",
+           "pick[: total - len(pick)]])[0::world]",
            C + "test_ddp_ranks_train_on_disjoint_batches_that_cover_the_epoch[320]",
            "every DDP rank trains on the same batches"),
-    Mutant("textlstm/batches/sampler.py", "for b in pick])[rank::world]", "for b in pick])[0::world]",
-           "tests/test_distributed.py::test_bucket_sampler_shards", "every DDP rank evaluates the same texts"),
-    Mutant("textlstm/batches/sampler.py", 'order[s:e] = perm[s:e][np.argsort(lens[s:e], kind="stable")]',
+    Mutant("textlstm/batches/sampler.py", "for b in pick])[rank::world]",
+           "for b in pick])[0::world]",
+           "tests/test_distributed.py::test_bucket_sampler_shards",
+           "every DDP rank evaluates the same texts"),
+    Mutant("textlstm/batches/sampler.py",
+           'order[s:e] = perm[s:e][np.argsort(lens[s:e], kind="stable")]',
            "order[s:e] = perm[s:e]",
-           "tests/test_data.py::test_bucket_sampler_deterministic_and_complete", "no length bucketing"),
-    Mutant("textlstm/batches/sampler.py", "segments = np.flatnonzero(np.diff(sorted_lens, prepend=-1, append=-1))",
+           "tests/test_data.py::test_bucket_sampler_deterministic_and_complete",
+           "no length bucketing"),
+    Mutant("textlstm/batches/sampler.py",
+           "segments = np.flatnonzero(np.diff(sorted_lens, prepend=-1, append=-1))",
            "segments = np.array([0, n])",
-           "tests/test_data.py::test_exact_length_buckets_have_no_padding", "exact bucketing mixes lengths"),
-    Mutant("textlstm/batches/collate.py", "ids[row, 0] = 1  # an empty text", "ids[row, 0] = 0  # an empty text",
-           "tests/test_data.py::test_collate_pads_and_keeps_lengths", "an empty text becomes padding"),
-    Mutant("textlstm/batches/streaming.py", "self.dataset.set_epoch(self._epoch_of())", "self.dataset.set_epoch(0)",
+           "tests/test_data.py::test_exact_length_buckets_have_no_padding",
+           "exact bucketing mixes lengths"),
+    Mutant("textlstm/batches/collate.py", "ids[row, 0] = 1  # an empty text",
+           "ids[row, 0] = 0  # an empty text",
+           "tests/test_data.py::test_collate_pads_and_keeps_lengths",
+           "an empty text becomes padding"),
+    Mutant("textlstm/batches/streaming.py", "self.dataset.set_epoch(self._epoch_of())",
+           "self.dataset.set_epoch(0)",
            C + "test_a_resumed_streamed_epoch_starts_from_the_beginning_of_the_stream",
            "the stream ignores the trainer's epoch"),
     # ---- model
     Mutant("textlstm/models/encoders.py",
-           "outs.append(reverse_padded(self._run(reverse_padded(h, rev), layer, reverse=True), rev))",
+           "outs.append(reverse_padded("
+           "self._run(reverse_padded(h, rev), layer, reverse=True), rev))",
            "outs.append(self._run(h.flip(1), layer, reverse=True).flip(1))",
            "tests/test_model.py::test_padded_path_equals_packed[1-True-lstm]",
            "padded backward direction reads the padding first"),
-    Mutant("textlstm/models/masks.py", "return torch.where(t < L, L - 1 - t, t)", "return torch.where(t < L, T - 1 - t, t)",
-           "tests/test_model.py::test_padded_path_equals_packed[1-True-gru]", "reversal within the padded width"),
+    Mutant("textlstm/models/masks.py", "return torch.where(t < L, L - 1 - t, t)",
+           "return torch.where(t < L, T - 1 - t, t)",
+           "tests/test_model.py::test_padded_path_equals_packed[1-True-gru]",
+           "reversal within the padded width"),
     Mutant("textlstm/models/masks.py", "return torch.cat([last[:, :H], out[:, 0, H:]], dim=-1)",
            "return torch.cat([last[:, :H], last[:, H:]], dim=-1)",
            "tests/test_model.py::test_final_states_are_nn_lstm_h_n[padded]",
            "backward final state taken at the last token"),
-    Mutant("textlstm/models/pooling.py", 'return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)',
-           "return states.amax(dim=1)", "tests/test_model.py::test_pooling_masks", "max pooling over padding"),
-    Mutant("textlstm/models/pooling.py", "/ lengths.unsqueeze(1).to(states.dtype)", "/ states.size(1)",
+    Mutant("textlstm/models/pooling.py",
+           'return states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)',
+           "return states.amax(dim=1)", "tests/test_model.py::test_pooling_masks",
+           "max pooling over padding"),
+    Mutant("textlstm/models/pooling.py", "/ lengths.unsqueeze(1).to(states.dtype)",
+           "/ states.size(1)",
            "tests/test_model.py::test_pooling_masks", "mean pooling divides by the padded width"),
-    Mutant("textlstm/models/pooling.py", 'weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)',
-           "weights = scores.softmax(dim=1)", "tests/test_model.py::test_pooling_masks", "attention over padding"),
+    Mutant("textlstm/models/pooling.py",
+           'weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)',
+           "weights = scores.softmax(dim=1)", "tests/test_model.py::test_pooling_masks",
+           "attention over padding"),
     Mutant("textlstm/models/classifier.py", "if found != ARCH_VERSION:", "if False:",
-           C + "test_a_checkpoint_of_another_architecture_version_is_refused", "architecture version not checked"),
+           C + "test_a_checkpoint_of_another_architecture_version_is_refused",
+           "architecture version not checked"),
     # ---- training
-    Mutant("textlstm/training/build.py", "return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()",
+    Mutant("textlstm/training/build.py",
+           "return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()",
            "return [1.0] * len(labels)", C + "test_balanced_class_weights_and_explicit_ones",
            "balanced class weights all 1"),
     Mutant("textlstm/training/module.py", "self.criterion = nn.CrossEntropyLoss(weight=w)",
            "self.criterion = nn.CrossEntropyLoss()", C + "test_class_weights_reach_the_loss",
            "class weights never reach the loss"),
-    Mutant("textlstm/training/module.py", "return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))",
-           "return 0.05 + 0.95 * (1 - min(1.0, p))", C + "test_cosine_schedule_warms_up_then_decays_to_five_percent",
+    Mutant("textlstm/training/module.py",
+           "return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))",
+           "return 0.05 + 0.95 * (1 - min(1.0, p))",
+           C + "test_cosine_schedule_warms_up_then_decays_to_five_percent",
            "linear decay instead of cosine"),
     Mutant("textlstm/training/module.py", "if check and not torch.isfinite(loss):", "if False:",
-           "tests/test_bad_inputs.py::test_nan_loss_stops_training_and_names_the_step", "a NaN loss trains on"),
+           "tests/test_bad_inputs.py::test_nan_loss_stops_training_and_names_the_step",
+           "a NaN loss trains on"),
     Mutant("textlstm/training/trainer.py", 'monitor=MONITOR, mode="max", save_top_k=1',
            'monitor=MONITOR, mode="min", save_top_k=1',
            "tests/test_learning.py::test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1",
            "best checkpoint = lowest validation F1"),
-    Mutant("textlstm/training/trainer.py", 'EarlyStopping(monitor=MONITOR, mode="max"', 'EarlyStopping(monitor=MONITOR, mode="min"',
-           C + "test_the_trainer_writes_checkpoints_atomically", "early stopping waits for F1 to fall"),
+    Mutant("textlstm/training/trainer.py", 'EarlyStopping(monitor=MONITOR, mode="max"',
+           'EarlyStopping(monitor=MONITOR, mode="min"',
+           C + "test_the_trainer_writes_checkpoints_atomically",
+           "early stopping waits for F1 to fall"),
     Mutant("textlstm/training/trainer.py", "plugins=[AtomicCheckpointIO()]", "plugins=[]",
-           C + "test_the_trainer_writes_checkpoints_atomically", "Lightning's non-atomic checkpoint writer"),
+           C + "test_the_trainer_writes_checkpoints_atomically",
+           "Lightning's non-atomic checkpoint writer"),
     Mutant("textlstm/training/trainer.py", "os.environ[RUN_DIR_ENV] = str(run_dir)", "pass",
-           C + "test_fit_tells_the_ranks_it_starts_where_the_run_folder_is", "ranks not told the run folder"),
-    Mutant("textlstm/training/checkpoints.py", 'state = state["ranks"][rank if rank < len(state["ranks"]) else 0]',
-           'state = state["ranks"][0]', C + "test_rng_state_saves_every_rank_and_gives_each_its_own_back",
+           C + "test_fit_tells_the_ranks_it_starts_where_the_run_folder_is",
+           "ranks not told the run folder"),
+    Mutant("textlstm/training/checkpoints.py",
+           'state = state["ranks"][rank if rank < len(state["ranks"]) else 0]',
+           'state = state["ranks"][0]',
+           C + "test_rng_state_saves_every_rank_and_gives_each_its_own_back",
            "only rank 0's generators restored"),
     Mutant("textlstm/training/checkpoints.py", 'with atomic_write(path, "wb", fsync=True) as fh:',
-           'with open(path, "wb") as fh:', C + "test_a_kill_while_saving_a_checkpoint_keeps_the_previous_one",
+           'with open(path, "wb") as fh:',
+           C + "test_a_kill_while_saving_a_checkpoint_keeps_the_previous_one",
            "checkpoints written in place"),
-    Mutant("textlstm/commands/train.py", "elif shared := os.environ.get(runfolder.RUN_DIR_ENV):", "elif False:",
+    Mutant("textlstm/commands/train.py", "elif shared := os.environ.get(runfolder.RUN_DIR_ENV):",
+           "elif False:",
            C + "test_ranks_started_by_a_launcher_join_the_folder_in_textlstm_run_dir",
            "a launcher's TEXTLSTM_RUN_DIR ignored by rank 0"),
     # ---- files and folders
     Mutant("textlstm/core/io.py", "tmp = path.with_name(path.name + suffix)", "tmp = path",
-           C + "test_atomic_write_leaves_the_old_file_whole_and_no_temporary", "writes go straight to the target"),
+           C + "test_atomic_write_leaves_the_old_file_whole_and_no_temporary",
+           "writes go straight to the target"),
     Mutant("textlstm/core/io.py", "    except BaseException:", "    except Exception:",
-           C + "test_atomic_write_leaves_the_old_file_whole_and_no_temporary", "Ctrl-C leaves the temporary file"),
-    Mutant("textlstm/core/runfolder.py", "return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None",
-           "return found[0] if found else None", C + "test_run_folder_checks", "resume ignores the newer step.ckpt"),
+           C + "test_atomic_write_leaves_the_old_file_whole_and_no_temporary",
+           "Ctrl-C leaves the temporary file"),
+    Mutant("textlstm/core/runfolder.py",
+           "return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None",
+           "return found[0] if found else None", C + "test_run_folder_checks",
+           "resume ignores the newer step.ckpt"),
     Mutant("textlstm/core/runfolder.py", "if (run_dir / METRICS).is_file():", "if False:",
            C + "test_run_folder_checks", "a finished run can be resumed"),
     Mutant("textlstm/core/runfolder.py", "elif not (path / CONFIG).is_file():", "elif False:",
@@ -162,29 +209,40 @@ M = [
            "the cgroup quota overrides the affinity"),
     Mutant("textlstm/data/formats.py", 'return builder_for(path), ({"delimiter": "\\t"} if',
            'return builder_for(path), ({} if', C + "test_file_formats", "TSV read as CSV"),
-    Mutant("textlstm/data/formats.py", "value = obj.get(text_field) if isinstance(obj, dict) else obj", "value = obj",
+    Mutant("textlstm/data/formats.py",
+           "value = obj.get(text_field) if isinstance(obj, dict) else obj", "value = obj",
            C + "test_file_formats", "JSON Lines objects not read by key"),
-    Mutant("textlstm/data/hub.py", "except Exception as e:  # the loaders raise many types", "except ImportError as e:",
+    Mutant("textlstm/data/hub.py", "except Exception as e:  # the loaders raise many types",
+           "except ImportError as e:",
            C + "test_hub_errors_are_one_sentence", "hub errors become tracebacks"),
     # ---- serving and outputs
-    Mutant("textlstm/commands/predict.py", "iter_texts(Path(input_file), pred.cfg.data.text_field) if input_file",
+    Mutant("textlstm/commands/predict.py",
+           "iter_texts(Path(input_file), pred.cfg.data.text_field) if input_file",
            "list(iter_texts(Path(input_file), pred.cfg.data.text_field)) if input_file",
-           C + "test_predict_input_holds_a_bounded_number_of_texts[file]", "predict --input reads the whole file"),
+           C + "test_predict_input_holds_a_bounded_number_of_texts[file]",
+           "predict --input reads the whole file"),
     Mutant("textlstm/models/predictor.py", "if len(buf) >= chunk_size:", "if False:",
-           C + "test_predict_input_holds_a_bounded_number_of_texts[stdout]", "predict_stream never flushes a chunk"),
-    Mutant("textlstm/tracking/dashboard.py", "key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i])",
+           C + "test_predict_input_holds_a_bounded_number_of_texts[stdout]",
+           "predict_stream never flushes a chunk"),
+    Mutant("textlstm/tracking/dashboard.py",
+           "key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i])",
            "key=lambda i: (not wrong[i], conf[i])",
            "tests/test_dashboard.py::test_prediction_rows_are_capped_at_500_and_ordered",
            "least confident mistakes first"),
-    Mutant("textlstm/tracking/dashboard.py", "MAX_PREDICTION_ROWS = 500", "MAX_PREDICTION_ROWS = 5000",
-           "tests/test_dashboard.py::test_prediction_rows_are_capped_at_500_and_ordered", "no 500-row cap"),
-    Mutant("textlstm/tracking/report.py", 'for split in ("validation", "test"):', 'for split in ("validation",):',
-           "tests/test_learning.py::test_without_wandb_no_wandb_folder_but_a_report", "report without test results"),
+    Mutant("textlstm/tracking/dashboard.py", "MAX_PREDICTION_ROWS = 500",
+           "MAX_PREDICTION_ROWS = 5000",
+           "tests/test_dashboard.py::test_prediction_rows_are_capped_at_500_and_ordered",
+           "no 500-row cap"),
+    Mutant("textlstm/tracking/report.py", 'for split in ("validation", "test"):',
+           'for split in ("validation",):',
+           "tests/test_learning.py::test_without_wandb_no_wandb_folder_but_a_report",
+           "report without test results"),
 ]
 
 
 def scratch_copy(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.split(b"\0")
     for f in filter(None, files):
         src = ROOT / f.decode()
         if src.is_file():
@@ -199,14 +257,16 @@ def apply(dest: Path, m: Mutant) -> None:
     text = path.read_text(encoding="utf-8")
     n = text.count(m.snippet)
     if n != 1:
-        raise SystemExit(f"mutant '{m.what}': the snippet occurs {n} times in {m.file} (needs exactly 1):\n  {m.snippet!r}")
+        raise SystemExit(f"mutant '{m.what}': the snippet occurs {n} times in {m.file} (needs "
+                         f"exactly 1):\n  {m.snippet!r}")
     path.write_text(text.replace(m.snippet, m.replacement), encoding="utf-8")
 
 
 def run_tests(dest: Path, nodes: list[str], timeout: int) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(dest), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
-        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *nodes],
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                            *nodes],
                            cwd=dest, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return -1, "timeout"
@@ -215,9 +275,12 @@ def run_tests(dest: Path, nodes: list[str], timeout: int) -> tuple[int, str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-k", default=None, help="only mutants whose description, file or test contains this")
-    ap.add_argument("--check", action="store_true", help="only check that every snippet occurs exactly once")
-    ap.add_argument("--no-baseline", action="store_true", help="skip running the tests on the unmodified copy")
+    ap.add_argument("-k", default=None,
+                    help="only mutants whose description, file or test contains this")
+    ap.add_argument("--check", action="store_true",
+                    help="only check that every snippet occurs exactly once")
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip running the tests on the unmodified copy")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per test run")
     args = ap.parse_args()
     mutants = [m for m in M if args.k is None or any(args.k in x for x in (m.what, m.file, m.test))]
@@ -225,7 +288,8 @@ def main() -> int:
     for m in mutants:  # every snippet, before anything runs
         text = (ROOT / m.file).read_text(encoding="utf-8")
         if text.count(m.snippet) != 1:
-            print(f"MISSING: '{m.what}': the snippet occurs {text.count(m.snippet)} times in {m.file}:\n  {m.snippet!r}")
+            print(f"MISSING: '{m.what}': the snippet occurs {text.count(m.snippet)} times in "
+                  f"{m.file}:\n  {m.snippet!r}")
             return 2
     print(f"{len(mutants)} mutants, every snippet found exactly once")
     if args.check:
@@ -237,7 +301,8 @@ def main() -> int:
             scratch_copy(base)
             nodes = list(dict.fromkeys(m.test for m in mutants))
             code, out = run_tests(base, nodes, args.timeout * 3)
-            print(f"baseline: {len(nodes)} tests on the unmodified copy: {'pass' if code == 0 else 'FAIL'} "
+            print(f"baseline: {len(nodes)} tests on the unmodified copy: "
+                  f"{'pass' if code == 0 else 'FAIL'} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
             if code != 0:
                 print(out)
@@ -252,7 +317,8 @@ def main() -> int:
             code, out = run_tests(dest, [m.test], args.timeout)
             verdict = {0: "SURVIVED", 1: "caught"}.get(code, f"ERROR (pytest exit {code})")
             rows.append((m, verdict, time.perf_counter() - t))
-            print(f"[{i + 1:2d}/{len(mutants)}] {verdict:<8} {time.perf_counter() - t:5.0f} s  {m.what}", flush=True)
+            print(f"[{i + 1:2d}/{len(mutants)}] {verdict:<8} {time.perf_counter() - t:5.0f} s  "
+                  f"{m.what}", flush=True)
             if code not in (0, 1):
                 print(out)
             shutil.rmtree(dest, ignore_errors=True)

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args, cwd=None):
     """The real `textlstm` command in a subprocess: exit code, stdout, stderr."""
-    p = subprocess.run([sys.executable, "-m", "textlstm", *map(str, args)], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "textlstm", *map(str, args)],
+                       capture_output=True, text=True,
                        cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return p.returncode, p.stdout, p.stderr
 
@@ -49,7 +50,8 @@ def small_csvs(tmp_path_factory, bbc_dir):
 
 
 TINY = [
-    "model.embedding.dim=16", "model.encoder.hidden_size=16", "data.max_length=40", "data.min_freq=1",
+    "model.embedding.dim=16", "model.encoder.hidden_size=16", "data.max_length=40",
+    "data.min_freq=1",
     "trainer.max_epochs=2", "trainer.progress_bar=false", "data.batch_size=16",
 ]
 
@@ -62,8 +64,11 @@ def tiny_run(tmp_path_factory, small_csvs):
 
     root = tmp_path_factory.mktemp("runs")
     cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
-        f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
+        f"data.train_file={small_csvs / 'train.csv'}",
+        f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+        "data.label_field=stars",
         f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
-        "wandb.mode=offline", *TINY, "optim.lr=0.02"])  # lr: so that 2 epochs beat chance (test_learning)
+        "wandb.mode=offline", *TINY,
+        "optim.lr=0.02"])  # lr: so that 2 epochs beat chance (test_learning)
     return train(cfg)

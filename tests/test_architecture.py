@@ -14,7 +14,8 @@ from conftest import ROOT, run_cli
 
 PKG = ROOT / "textlstm"
 # the data's way through the package; a module may import from its own stage or earlier ones
-STAGES = ["core", "data", "tokens", "batches", "models", "training", "tracking", "serving", "commands",
+STAGES = ["core", "data", "tokens", "batches", "models", "training", "tracking",
+          "serving", "commands",
           "cli"]
 OLD_RUN = Path(__file__).parent / "fixtures" / "run_made_by_0.1.0"
 
@@ -33,7 +34,8 @@ def _imports() -> list[tuple[str, str]]:
     for path in PKG.rglob("*.py"):
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("textlstm"):
+            if isinstance(node,
+                          ast.ImportFrom) and node.module and node.module.startswith("textlstm"):
                 found += [(module, f"{node.module}.{a.name}") if node.module == "textlstm.core"
                           else (module, node.module) for a in node.names]
             elif isinstance(node, ast.Import):
@@ -51,7 +53,9 @@ def test_every_module_sits_in_a_stage():
 def test_imports_only_flow_down_the_stages():
     upward = [(a, b) for a, b in _imports()
               if _stage(a) is not None and _stage(b) is not None and _stage(b) > _stage(a)]
-    assert upward == [], "imports that reach back up the stages:\n" + "\n".join(f"{a} -> {b}" for a, b in upward)
+    assert upward == [], "imports that reach back up the stages:\n" + "\n".join(
+        f"{a} -> {b}" for a, b in upward
+    )
 
 
 def test_no_import_cycles_between_modules():
@@ -80,7 +84,8 @@ def _declared() -> list:
 def test_declared_dependency_bounds_hold_for_the_installed_versions():
     for req in _declared():
         installed = metadata.version(req.name)
-        assert req.specifier.contains(installed, prereleases=True), f"{req} but {installed} is installed"
+        assert req.specifier.contains(installed,
+                                      prereleases=True), f"{req} but {installed} is installed"
 
 
 def test_every_third_party_import_is_declared():
@@ -89,9 +94,13 @@ def test_every_third_party_import_is_declared():
     missing = set()
     for path in PKG.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
-                     else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
                 for dist in dists.get(top, []):
@@ -121,7 +130,9 @@ def old_run(tmp_path):
 def test_a_run_made_by_an_earlier_version_predicts_as_it_did(old_run):
     import textlstm
 
-    expected = [json.loads(x) for x in (OLD_RUN / "expected_predictions.jsonl").read_text().splitlines()]
+    expected = [
+        json.loads(x) for x in (OLD_RUN / "expected_predictions.jsonl").read_text().splitlines()
+    ]
     got = textlstm.load(old_run).predict([e["text"] for e in expected])
     for e, g in zip(expected, got, strict=True):
         assert g["label"] == e["label"]
@@ -130,7 +141,8 @@ def test_a_run_made_by_an_earlier_version_predicts_as_it_did(old_run):
 
 
 def test_a_run_made_by_an_earlier_version_evaluates_and_reports(old_run, tmp_path):
-    code, out, err = run_cli("evaluate", old_run, "--data", old_run / "test.csv", f"data.data_dir={tmp_path / 'd'}")
+    code, out, err = run_cli("evaluate", old_run, "--data", old_run / "test.csv",
+                             f"data.data_dir={tmp_path / 'd'}")
     assert code == 0, err
     expected = json.loads((OLD_RUN / "expected_evaluate.json").read_text())
     got = json.loads(out)
@@ -138,7 +150,10 @@ def test_a_run_made_by_an_earlier_version_evaluates_and_reports(old_run, tmp_pat
     assert got["confusion_matrix"] == expected["confusion_matrix"]
     code, out, err = run_cli("report", old_run)
     assert code == 0, err
-    assert out.strip() == str(old_run / "report.html") and "metrics" in (old_run / "report.html").read_text()
+    assert (
+        out.strip() == str(old_run / "report.html")
+        and "metrics" in (old_run / "report.html").read_text()
+    )
 
 
 def test_a_checkpoint_of_another_architecture_version_is_refused(old_run):
@@ -151,7 +166,11 @@ def test_a_checkpoint_of_another_architecture_version_is_refused(old_run):
     torch.save(ckpt, ckpt_path)
     code, out, err = run_cli("predict", old_run, "a text")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and f"architecture version {ARCH_VERSION + 1}" in err and "retrain" in err
+    assert (
+        err.count("\n") == 1
+        and f"architecture version {ARCH_VERSION + 1}" in err
+        and "retrain" in err
+    )
 
 
 def test_new_checkpoints_store_the_architecture_version(tiny_run):
@@ -159,7 +178,8 @@ def test_new_checkpoints_store_the_architecture_version(tiny_run):
     from textlstm.models.classifier import ARCH_VERSION
 
     for name in ("best", "last"):
-        ckpt = torch.load(tiny_run / "checkpoints" / f"{name}.ckpt", map_location="cpu", weights_only=True)
+        ckpt = torch.load(tiny_run / "checkpoints" / f"{name}.ckpt", map_location="cpu",
+                          weights_only=True)
         assert ckpt["textlstm"] == {"arch_version": ARCH_VERSION, "version": __version__}
 
 
@@ -179,13 +199,19 @@ def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(wheels), str(src)], check=True, capture_output=True)
     wheel = next(wheels.glob("textlstm-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target),
                     str(wheel)], check=True, capture_output=True)
-    code = ("import textlstm.core.config as c, textlstm.commands.bench_scale, textlstm.commands.bench; "
+    code = ("import textlstm.core.config as c, textlstm.commands.bench_scale, "
+            "textlstm.commands.bench; "
             "print(c.__file__); print(c.preset_path('tweets_sentiment')); "
             "print(c.load_config(c.preset_path('bbc_news')).data.source)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere,
+                         capture_output=True, text=True,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin",
+                              "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     module, preset, source = out.stdout.split()
-    assert module.startswith(str(target)) and preset.startswith(str(target)) and source == "bbc_news"
+    assert (
+        module.startswith(str(target)) and preset.startswith(str(target)) and source == "bbc_news"
+    )

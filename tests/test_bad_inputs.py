@@ -44,7 +44,8 @@ def _files(d: Path, train=None, validation=None, test=None) -> list[str]:
     train = train or _csv(d / "train.csv", _good_rows())
     validation = validation or _csv(d / "validation.csv", _good_rows(10))
     test = test or _csv(d / "test.csv", _good_rows(10))
-    return [f"data.train_file={train}", f"data.validation_file={validation}", f"data.test_file={test}"]
+    return [f"data.train_file={train}", f"data.validation_file={validation}",
+            f"data.test_file={test}"]
 
 
 def _copy_run(tiny_run, d: Path) -> Path:
@@ -72,74 +73,123 @@ def _evil_checkpoint(run: Path) -> Path:
 # each case: (id, build(d, tiny_run) -> argv, words the message must contain)
 CASES = [
     # ---- data files
-    ("missing file", lambda d, r: _train(d, f"data.train_file={d / 'nope.csv'}"), ["does not exist"]),
+    ("missing file", lambda d, r: _train(d, f"data.train_file={d / 'nope.csv'}"),
+     ["does not exist"]),
     ("empty file", lambda d, r: _train(d, *_files(d, train=_touch(d / "t.csv"))), ["is empty"]),
-    ("directory as file", lambda d, r: _train(d, f"data.train_file={_mkdir(d / 'dir.csv')}"), ["does not exist"]),
-    ("unknown format", lambda d, r: _train(d, *_files(d, train=_write(d / "t.xlsx", "x"))), ["xlsx"]),
-    ("header only", lambda d, r: _train(d, *_files(d, train=_write(d / "t.csv", "text,label\n"))), ["no rows"]),
-    ("binary garbage", lambda d, r: _train(d, *_files(d, train=_write_bytes(d / "t.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8))),
+    ("directory as file", lambda d, r: _train(d, f"data.train_file={_mkdir(d / 'dir.csv')}"),
+     ["does not exist"]),
+    ("unknown format", lambda d, r: _train(d, *_files(d, train=_write(d / "t.xlsx", "x"))),
+     ["xlsx"]),
+    ("header only", lambda d, r: _train(d, *_files(d, train=_write(d / "t.csv", "text,label\n"))),
+     ["no rows"]),
+    ("binary garbage",
+     lambda d, r: _train(d, *_files(d, train=_write_bytes(
+         d / "t.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8))),
      ["not UTF-8"]),
-    ("missing text column", lambda d, r: _train(d, *_files(d), "data.text_field=body"), ["no column 'body'", "data.text_field"]),
-    ("missing label column", lambda d, r: _train(d, *_files(d), "data.label_field=stars"), ["no column 'stars'"]),
-    ("empty labels", lambda d, r: _train(d, *_files(d, train=_csv(d / "t.csv", _good_rows() + [("text", "")]))),
+    ("missing text column", lambda d, r: _train(d, *_files(d), "data.text_field=body"),
+     ["no column 'body'", "data.text_field"]),
+    ("missing label column", lambda d, r: _train(d, *_files(d), "data.label_field=stars"),
+     ["no column 'stars'"]),
+    ("empty labels",
+     lambda d, r: _train(d, *_files(d, train=_csv(d / "t.csv", _good_rows() + [("text", "")]))),
      ["empty label"]),
-    ("NaN labels in JSONL", lambda d, r: _train(d, *_files(d, train=_jsonl(d / "t.jsonl", _good_rows(), [{"text": "x", "label": None}]))),
+    ("NaN labels in JSONL",
+     lambda d, r: _train(d, *_files(d, train=_jsonl(
+         d / "t.jsonl", _good_rows(), [{"text": "x", "label": None}]))),
      ["empty label"]),
-    ("single class", lambda d, r: _train(d, *_files(d, train=_csv(d / "t.csv", [(f"w {i}", "a") for i in range(30)]))),
+    ("single class",
+     lambda d, r: _train(d,
+                         *_files(d, train=_csv(d / "t.csv", [(f"w {i}", "a") for i in range(30)]))),
      ["only one label"]),
-    ("label unseen in train", lambda d, r: _train(d, *_files(d, test=_csv(d / "te.csv", _good_rows(10) + [("x", "zzz")]))),
+    ("label unseen in train",
+     lambda d, r: _train(d, *_files(d, test=_csv(d / "te.csv", _good_rows(10) + [("x", "zzz")]))),
      ["'zzz'", "never occur in train"]),
-    ("all texts empty", lambda d, r: _train(d, *_files(d, train=_csv(d / "t.csv", [("  ", "ab"[i % 2]) for i in range(30)]))),
+    ("all texts empty",
+     lambda d, r: _train(d,
+                         *_files(d,
+                                 train=_csv(d / "t.csv",
+                                            [("  ", "ab"[i % 2]) for i in range(30)]))),
      ["no text"]),
-    ("non-UTF-8 CSV", lambda d, r: _train(d, *_files(d, train=_write_bytes(d / "t.csv", b"text,label\ncaf\xe9 \xff\xfe,a\n" * 20))),
+    ("non-UTF-8 CSV",
+     lambda d, r: _train(d, *_files(d, train=_write_bytes(
+         d / "t.csv", b"text,label\ncaf\xe9 \xff\xfe,a\n" * 20))),
      ["UTF-8"]),
     ("unknown embedded set", lambda d, r: _train(d, "data.source=imdbb"), ["data.source"]),
     # ---- config
-    ("unknown key", lambda d, r: _train(d, "model.encoder.hiden_size=3"), ["did you mean 'model.encoder.hidden_size'"]),
+    ("unknown key", lambda d, r: _train(d, "model.encoder.hiden_size=3"),
+     ["did you mean 'model.encoder.hidden_size'"]),
     ("unknown section", lambda d, r: _train(d, "optimizer.lr=0.1"), ["optimizer"]),
-    ("wrong type", lambda d, r: _train(d, "model.encoder.hidden_size=big"), ["model.encoder.hidden_size"]),
-    ("negative size", lambda d, r: _train(d, "model.encoder.hidden_size=-4"), ["model.encoder.hidden_size"]),
-    ("dropout >= 1", lambda d, r: _train(d, "model.embedding.dropout=1.0"), ["model.embedding.dropout"]),
+    ("wrong type", lambda d, r: _train(d, "model.encoder.hidden_size=big"),
+     ["model.encoder.hidden_size"]),
+    ("negative size", lambda d, r: _train(d, "model.encoder.hidden_size=-4"),
+     ["model.encoder.hidden_size"]),
+    ("dropout >= 1", lambda d, r: _train(d, "model.embedding.dropout=1.0"),
+     ["model.embedding.dropout"]),
     ("bad choice", lambda d, r: _train(d, "model.pooling=median"), ["model.pooling", "median"]),
     ("zero epochs", lambda d, r: _train(d, "trainer.max_epochs=0"), ["trainer.max_epochs"]),
-    ("missing config file", lambda d, r: ["train", "--config", str(d / "nope.yaml")], ["does not exist"]),
-    ("broken YAML", lambda d, r: ["train", "--config", str(_write(d / "c.yaml", "model: [unclosed\n"))], ["YAML"]),
-    ("YAML not a mapping", lambda d, r: ["train", "--config", str(_write(d / "c.yaml", "- a\n- b\n"))], ["mapping"]),
-    ("override without value", lambda d, r: _train(d, "model.encoder.hidden_size="), ["model.encoder.hidden_size"]),
-    ("run_root is a file", lambda d, r: _train(d, *_files(d), f"run_root={_write(d / 'afile', 'x')}"), ["run_root"]),
-    ("vectors file missing", lambda d, r: _train(d, *_files(d), f"model.embedding.vectors={d / 'vec.txt'}"),
+    ("missing config file", lambda d, r: ["train", "--config", str(d / "nope.yaml")],
      ["does not exist"]),
-    ("vectors dim mismatch", lambda d, r: _train(d, *_files(d), "model.embedding.vectors=glove-6b-50d", "model.embedding.dim=16"),
+    ("broken YAML",
+     lambda d, r: ["train", "--config", str(_write(d / "c.yaml", "model: [unclosed\n"))], ["YAML"]),
+    ("YAML not a mapping",
+     lambda d, r: ["train", "--config", str(_write(d / "c.yaml", "- a\n- b\n"))], ["mapping"]),
+    ("override without value", lambda d, r: _train(d, "model.encoder.hidden_size="),
+     ["model.encoder.hidden_size"]),
+    ("run_root is a file",
+     lambda d, r: _train(d, *_files(d), f"run_root={_write(d / 'afile', 'x')}"), ["run_root"]),
+    ("vectors file missing",
+     lambda d, r: _train(d, *_files(d), f"model.embedding.vectors={d / 'vec.txt'}"),
+     ["does not exist"]),
+    ("vectors dim mismatch",
+     lambda d, r: _train(d, *_files(d), "model.embedding.vectors=glove-6b-50d",
+                         "model.embedding.dim=16"),
      ["model.embedding.dim=50"]),
-    ("class weights count", lambda d, r: _train(d, *_files(d), "model.class_weights=[1.0]"), ["model.class_weights"]),
-    ("resume and config", lambda d, r: ["train", "--config", CONFIG, "--resume", str(r)], ["not both"]),
+    ("class weights count", lambda d, r: _train(d, *_files(d), "model.class_weights=[1.0]"),
+     ["model.class_weights"]),
+    ("resume and config", lambda d, r: ["train", "--config", CONFIG, "--resume", str(r)],
+     ["not both"]),
     # ---- checkpoints and run directories
     ("run dir missing", lambda d, r: ["predict", str(d / "nope"), "hi"], ["does not exist"]),
-    ("not a run dir", lambda d, r: ["predict", str(_mkdir(d / "empty")), "hi"], ["not a run directory"]),
-    ("truncated checkpoint", lambda d, r: ["predict", str(_truncate(_copy_run(r, d))), "hi"], ["truncated or corrupt"]),
-    ("checkpoint with code", lambda d, r: ["predict", str(_evil(_copy_run(r, d))), "hi"], ["refused"]),
+    ("not a run dir", lambda d, r: ["predict", str(_mkdir(d / "empty")), "hi"],
+     ["not a run directory"]),
+    ("truncated checkpoint", lambda d, r: ["predict", str(_truncate(_copy_run(r, d))), "hi"],
+     ["truncated or corrupt"]),
+    ("checkpoint with code", lambda d, r: ["predict", str(_evil(_copy_run(r, d))), "hi"],
+     ["refused"]),
     ("resume a run whose checkpoint carries code",
      lambda d, r: ["train", "--resume", str(_evil_last(_copy_run(r, d)))], ["refused"]),
-    ("vocab.json missing", lambda d, r: ["predict", str(_rm(_copy_run(r, d), "vocab.json")), "hi"], ["vocab"]),
-    ("labels.json missing", lambda d, r: ["predict", str(_rm(_copy_run(r, d), "labels.json")), "hi"], ["labels"]),
-    ("labels do not match the model", lambda d, r: ["predict", str(_more_labels(_copy_run(r, d))), "hi"],
+    ("vocab.json missing", lambda d, r: ["predict", str(_rm(_copy_run(r, d), "vocab.json")), "hi"],
+     ["vocab"]),
+    ("labels.json missing",
+     lambda d, r: ["predict", str(_rm(_copy_run(r, d), "labels.json")), "hi"], ["labels"]),
+    ("labels do not match the model",
+     lambda d, r: ["predict", str(_more_labels(_copy_run(r, d))), "hi"],
      ["does not match"]),
-    ("vocab.json corrupt", lambda d, r: ["predict", str(_corrupt(_copy_run(r, d), "vocab.json")), "hi"], ["vocab"]),
+    ("vocab.json corrupt",
+     lambda d, r: ["predict", str(_corrupt(_copy_run(r, d), "vocab.json")), "hi"], ["vocab"]),
     # ---- predict input
     ("predict: no texts", lambda d, r: ["predict", str(r)], ["needs texts"]),
-    ("predict: texts and --input", lambda d, r: ["predict", str(r), "hi", "--input", str(_write(d / "i.txt", "x\n"))],
+    ("predict: texts and --input",
+     lambda d, r: ["predict", str(r), "hi", "--input", str(_write(d / "i.txt", "x\n"))],
      ["not both"]),
-    ("predict: input missing", lambda d, r: ["predict", str(r), "--input", str(d / "nope.txt")], ["does not exist"]),
-    ("predict: CSV without the column", lambda d, r: ["predict", str(r), "--input", str(_csv(d / "i.csv", [("x",)], ("body",)))],
+    ("predict: input missing", lambda d, r: ["predict", str(r), "--input", str(d / "nope.txt")],
+     ["does not exist"]),
+    ("predict: CSV without the column",
+     lambda d, r: ["predict", str(r), "--input", str(_csv(d / "i.csv", [("x",)], ("body",)))],
      ["no column 'review'", "data.text_field"]),  # the tiny run was trained on a 'review' column
-    ("predict: non-string JSON value", lambda d, r: ["predict", str(r), "--input", str(_write(d / "i.jsonl", '{"review": 5}\n'))],
+    ("predict: non-string JSON value",
+     lambda d, r: ["predict", str(r), "--input", str(_write(d / "i.jsonl", '{"review": 5}\n'))],
      ["not a string"]),
-    ("predict: invalid JSON line", lambda d, r: ["predict", str(r), "--input", str(_write(d / "i.jsonl", '{"review": "a"}\n{oops\n'))],
+    ("predict: invalid JSON line",
+     lambda d, r: ["predict", str(r), "--input",
+                   str(_write(d / "i.jsonl", '{"review": "a"}\n{oops\n'))],
      ["line 2", "not valid JSON"]),
-    ("predict: output exists", lambda d, r: ["predict", str(r), "hi", "--output", str(_write(d / "o.jsonl", "mine\n"))],
+    ("predict: output exists",
+     lambda d, r: ["predict", str(r), "hi", "--output", str(_write(d / "o.jsonl", "mine\n"))],
      ["already exists", "--overwrite"]),
     # ---- training
-    ("class weights all zero", lambda d, r: _train(d, *_files(d), "model.class_weights=[0,0]"), ["model.class_weights"]),
+    ("class weights all zero", lambda d, r: _train(d, *_files(d), "model.class_weights=[0,0]"),
+     ["model.class_weights"]),
     ("absurd learning rate", lambda d, r: _train(d, "optim.lr=1e38"), ["optim.lr"]),
 ]
 
@@ -235,7 +285,8 @@ def test_bad_input(name, build, words, tiny_run, tmp_path, capsys):
 def test_the_matrix_is_the_size_the_docs_say():
     import re
 
-    assert len(CASES) == len({c[0] for c in CASES}) == 49  # docs/operations.md states the same count
+    # docs/operations.md states the same count
+    assert len(CASES) == len({c[0] for c in CASES}) == 49
     docs = (ROOT / "docs" / "operations.md").read_text()
     assert re.search(rf"table of {len(CASES)} such mistakes", docs)
 
@@ -261,10 +312,12 @@ def test_long_documents_are_truncated_not_fatal(tmp_path, capsys, monkeypatch):
         return out
 
     monkeypatch.setattr(dm_mod, "encode", spy)
-    code = main([str(a) for a in _train(tmp_path, *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
+    code = main([str(a) for a in _train(tmp_path,
+                                        *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
     assert code == 0, capsys.readouterr().err
     lengths = list(encoded["train"]["length"])
-    assert 40 in lengths and max(lengths) == 40  # data.max_length=40 (TINY): the 200,000 words cut to 40
+    # data.max_length=40 (TINY): the 200,000 words cut to 40
+    assert 40 in lengths and max(lengths) == 40
     assert max(len(x) for x in encoded["train"]["ids"]) == 40
     vocab = json.loads((_run_dir(tmp_path) / "vocab.json").read_text())["itos"]
     assert "word" in vocab
@@ -273,12 +326,14 @@ def test_long_documents_are_truncated_not_fatal(tmp_path, capsys, monkeypatch):
 def test_huge_vocab_limit_is_fine(tmp_path, capsys):
     from textlstm.tokens.tokenize import tokenize_texts
 
-    code = main([str(a) for a in _train(tmp_path, *_files(tmp_path), "data.max_vocab_size=1000000000")])
+    code = main([str(a) for a in _train(tmp_path, *_files(tmp_path),
+                                        "data.max_vocab_size=1000000000")])
     assert code == 0, capsys.readouterr().err
     # the limit is far above the corpus: every distinct training token is in, nothing else
     distinct = {w for t in tokenize_texts([t for t, _ in _good_rows()]) for w in t}
     vocab = json.loads((_run_dir(tmp_path) / "vocab.json").read_text())["itos"]
-    assert vocab[:2] == ["<pad>", "<unk>"] and set(vocab[2:]) == distinct and len(vocab) == len(distinct) + 2
+    assert (vocab[:2] == ["<pad>", "<unk>"] and set(vocab[2:]) == distinct
+            and len(vocab) == len(distinct) + 2)
 
 
 def test_predict_odd_texts(tiny_run, capsys):
@@ -315,6 +370,7 @@ def test_nan_loss_stops_training_and_names_the_step(tmp_path, capsys, monkeypatc
 
 def test_empty_training_texts_are_dropped_with_a_warning(tmp_path, capsys, caplog):
     rows = _good_rows() + [("", "a"), ("   \t ", "b")]
-    code = main([str(a) for a in _train(tmp_path, *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
+    code = main([str(a) for a in _train(tmp_path,
+                                        *_files(tmp_path, train=_csv(tmp_path / "t.csv", rows)))])
     assert code == 0, capsys.readouterr().err
     assert "dropped 2 empty or whitespace-only training text(s) of 42" in caplog.text

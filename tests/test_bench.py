@@ -29,7 +29,9 @@ def test_naive_path_pads_every_batch_to_max_length():
     batch = next(iter(naive_loader(ds, 3, 20, seed=0)))
     assert batch["ids"].shape == (3, 20)
     assert sorted(batch["lengths"].tolist()) == [2, 3, 30]  # real length kept; ids cut at 20
-    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3", "model.pooling=mean"])
+    cfg = load_config(None,
+                      ["model.embedding.dim=4", "model.encoder.hidden_size=3",
+                       "model.pooling=mean"])
     naive = NaiveLSTMClassifier(11, 2, cfg.model).eval()
     # it reads the padding: a padded text scores differently from the same text alone
     alone = naive(torch.tensor([[5, 6]]), torch.tensor([2]))
@@ -47,18 +49,26 @@ def test_bench_writes_the_contract(tmp_path):
     """Structure and sane types only: every figure here is a timing on a shared machine, so no
     assertion compares two timings or bounds a timed ratio."""
     out = tmp_path / "bench.json"
-    code, stdout, stderr = run_cli("bench", "--datasets", "tweets_sentiment", "--steps", "2", "--no-alternatives", "--epochs", "0",
-                                   "--out", out, "model.encoder.hidden_size=16", "model.embedding.vectors=null")
+    code, stdout, stderr = run_cli("bench", "--datasets", "tweets_sentiment", "--steps", "2",
+                                   "--no-alternatives", "--epochs", "0",
+                                   "--out", out, "model.encoder.hidden_size=16",
+                                   "model.embedding.vectors=null")
     assert code == 0, stderr
     r = json.loads(out.read_text())["tweets_sentiment"]
     t = r["train_tokens_per_second"]
     assert all(_number(t[k]) and t[k] > 0 for k in ("naive", "textlstm", "ratio"))
-    assert abs(t["ratio"] - t["textlstm"] / t["naive"]) < 1e-2  # the ratio is the quotient it claims to be
+    assert (
+        abs(t["ratio"] - t["textlstm"] / t["naive"]) < 1e-2
+    )  # the ratio is the quotient it claims to be
     assert _number(r["lstm_flop_fraction"]) and r["lstm_flop_fraction"] > 0
     assert _number(r["infer_docs_per_second"]) and r["infer_docs_per_second"] > 0
     tok = r["tokenize"]
     assert _number(tok["cold_tokens_per_second"]) and tok["cold_tokens_per_second"] > 0
-    assert _number(tok["cached_seconds"]) and _number(tok["cold_seconds"]) and min(tok["cached_seconds"], tok["cold_seconds"]) >= 0
+    assert (
+        _number(tok["cached_seconds"])
+        and _number(tok["cold_seconds"])
+        and min(tok["cached_seconds"], tok["cold_seconds"]) >= 0
+    )
     assert _number(r["peak_rss_mb"]) and r["peak_rss_mb"] > 50
     assert r["device"] == ("cpu" if not torch.cuda.is_available() else r["device"])
     # padding is counted, not timed: the naive path pads to max_length, textlstm buckets
@@ -68,20 +78,27 @@ def test_bench_writes_the_contract(tmp_path):
 
 def test_the_flop_fraction_alternates_lstm_and_reference_rounds(monkeypatch):
     """The reference is measured between LSTM passes, once per round, and the reported
-    fraction is one round's own quotient (the median), not LSTM and reference from different moments."""
+    fraction is one round's own quotient (the median), not LSTM and reference from different
+    moments."""
     import textlstm.commands.bench as bench
 
-    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3", "model.encoder.num_layers=1"])
+    cfg = load_config(None,
+                      ["model.embedding.dim=4", "model.encoder.hidden_size=3",
+                       "model.encoder.num_layers=1"])
     net = TextClassifier(20, 2, cfg.model)
-    batches = [{"ids": torch.randint(1, 20, (4, 6)), "lengths": torch.tensor([6, 5, 3, 1])} for _ in range(2)]
+    batches = [{"ids": torch.randint(1, 20, (4, 6)),
+                "lengths": torch.tensor([6, 5, 3, 1])} for _ in range(2)]
     events = []
     real_run = net.encoder.forward
     monkeypatch.setattr(net.encoder, "forward", lambda *a: events.append("lstm") or real_run(*a))
-    monkeypatch.setattr(bench, "_mm_rate", lambda m, k, n, min_seconds=0.15: events.append("mm") or 1e9)
+    monkeypatch.setattr(bench, "_mm_rate", lambda m, k, n,
+                        min_seconds=0.15: events.append("mm") or 1e9)
     r = bench.lstm_flop_fraction(net, batches, cfg, rounds=3)
     squeezed = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
     assert squeezed == ["lstm", "mm"] * 3  # warm-up and round 1 LSTM passes, then mm, alternating
-    assert len(r["round_fractions"]) == 3 and r["fraction"] == pytest.approx(sorted(r["round_fractions"])[1], abs=1e-3)
+    assert len(r["round_fractions"]) == 3 and r["fraction"] == pytest.approx(
+        sorted(r["round_fractions"])[1], abs=1e-3
+    )
 
 
 def test_bench_refuses_an_unknown_data_set(tmp_path):
@@ -93,11 +110,13 @@ def test_bench_refuses_an_unknown_data_set(tmp_path):
 @pytest.mark.slow
 def test_bench_scale_reports_memory_and_throughput_per_size(tmp_path):
     out = tmp_path / "scale.json"
-    code, stdout, err = run_cli("bench-scale", "--sizes", "2k,4k", "--steps", "2", "--eval-size", "300",
+    code, stdout, err = run_cli("bench-scale", "--sizes", "2k,4k", "--steps", "2",
+                                "--eval-size", "300",
                                 "--data-dir", tmp_path, "--out", out)
     assert code == 0, err[-3000:]
     doc = json.loads(out.read_text())
-    assert set(doc["summary"]) >= {"peak_rss_growth", "peak_anon_growth", "prepare_throughput_ratio",
+    assert set(doc["summary"]) >= {"peak_rss_growth", "peak_anon_growth",
+                                   "prepare_throughput_ratio",
                                    "rss_target_met", "anon_target_met", "throughput_target_met"}
     for n in ("2000", "4000"):
         r = doc["results"][n]
@@ -107,8 +126,12 @@ def test_bench_scale_reports_memory_and_throughput_per_size(tmp_path):
         assert _number(r["prepare_docs_per_second"]) and r["prepare_docs_per_second"] > 0
     # the summary is computed from the two sizes' results, and each verdict from its figure
     s, small, large = doc["summary"], doc["results"]["2000"], doc["results"]["4000"]
-    assert s["peak_rss_growth"] == pytest.approx(large["peak_rss_mb"] / small["peak_rss_mb"] - 1, abs=1e-4)
-    assert s["peak_anon_growth"] == pytest.approx(large["peak_anon_mb"] / small["peak_anon_mb"] - 1, abs=1e-4)
+    assert s["peak_rss_growth"] == pytest.approx(
+        large["peak_rss_mb"] / small["peak_rss_mb"] - 1, abs=1e-4
+    )
+    assert s["peak_anon_growth"] == pytest.approx(
+        large["peak_anon_mb"] / small["peak_anon_mb"] - 1, abs=1e-4
+    )
     assert s["prepare_throughput_ratio"] == pytest.approx(
         large["prepare_docs_per_second"] / small["prepare_docs_per_second"], abs=1e-3)
     assert s["rss_target_met"] == (s["peak_rss_growth"] < 0.20)

@@ -9,7 +9,8 @@ import torch
 from textlstm.training.calibration import ece, fit_temperature, nll, reliability
 
 
-def _calibrated_logits(n: int, classes: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _calibrated_logits(n: int, classes: int = 4,
+                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits whose softmax is exactly calibrated: labels are drawn from those probabilities."""
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, classes, generator=g) * 2.0
@@ -36,7 +37,8 @@ def test_reliability_bins_add_up_to_torchmetrics_ece():
     for T in (1.0, 2.5):
         r = reliability(3 * z, y, T)
         assert sum(r["count"]) == 5_000 and r["bins"] == 15
-        manual = sum(n / 5_000 * abs(a - c) for n, a, c in zip(r["count"], r["accuracy"], r["confidence"],
+        manual = sum(n / 5_000 * abs(a - c) for n, a,
+                     c in zip(r["count"], r["accuracy"], r["confidence"],
                                                                strict=True) if n)
         assert manual == pytest.approx(ece(3 * z, y, T), abs=1e-5)
 
@@ -65,13 +67,16 @@ def test_a_run_stores_its_temperature_and_every_reader_uses_it(tiny_run):
 def test_evaluate_reports_ece_with_the_runs_temperature(tiny_run, small_csvs, tmp_path):
     from conftest import run_cli
 
-    code, out, err = run_cli("evaluate", tiny_run, "--data", small_csvs / "test.csv", "data.text_field=review",
+    code, out, err = run_cli("evaluate", tiny_run, "--data", small_csvs / "test.csv",
+                             "data.text_field=review",
                              "data.label_field=stars", f"data.data_dir={tmp_path}")
     assert code == 0, err
     report = json.loads(out)
     metrics = json.loads((tiny_run / "metrics.json").read_text())
     assert report["ece"] == pytest.approx(metrics["test"]["ece"], abs=1e-6)
-    assert report["ece_uncalibrated"] == pytest.approx(metrics["test"]["ece_uncalibrated"], abs=1e-6)
+    assert report["ece_uncalibrated"] == pytest.approx(
+        metrics["test"]["ece_uncalibrated"], abs=1e-6
+    )
 
 
 def test_calibration_none_keeps_temperature_one(tmp_path, small_csvs):
@@ -81,11 +86,16 @@ def test_calibration_none_keeps_temperature_one(tmp_path, small_csvs):
     from textlstm.core.config import load_config
 
     cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
-        f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
-        f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}", "model.embedding.vectors=null",
+        f"data.train_file={small_csvs / 'train.csv'}",
+        f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+        "data.label_field=stars",
+        f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+        "model.embedding.vectors=null",
         "wandb.mode=disabled", "model.calibration=none", *TINY, "trainer.max_epochs=1"])
     run = train(cfg)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["calibration"]["temperature"] == 1.0 and metrics["calibration"]["method"] == "none"
+    assert (
+        metrics["calibration"]["temperature"] == 1.0 and metrics["calibration"]["method"] == "none"
+    )
     assert metrics["test"]["ece"] == metrics["test"]["ece_uncalibrated"]

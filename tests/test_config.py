@@ -19,12 +19,15 @@ def test_yaml_defaults_and_overrides():
 def test_every_config_loads_and_says_how_to_run_it(path):
     load_config(path)
     text = path.read_text()
-    header = text[: text.index("\n", text.index("train"))]  # the leading comment, up to the command line
+    # the leading comment, up to the command line
+    header = text[: text.index("\n", text.index("train"))]
     assert text.startswith("#") and ("textlstm train" in header or "make train" in header)
 
 
 def test_unknown_key_names_closest():
-    with pytest.raises(UserError, match=r"model\.encoder\.hiden_size.*did you mean 'model\.encoder\.hidden_size'"):
+    with pytest.raises(UserError,
+                       match=r"model\.encoder\.hiden_size.*did you mean "
+                       r"'model\.encoder\.hidden_size'"):
         load_config(None, ["model.encoder.hiden_size=3"])
 
 

@@ -38,7 +38,9 @@ def test_prepared_vocabulary_comes_from_train_only(tmp_path):
     files = {"train": _csv(tmp_path / "train.csv", _rows(40)),
              "validation": _csv(tmp_path / "validation.csv", _rows(10, "onlyinvalidation")),
              "test": _csv(tmp_path / "test.csv", _rows(10, "onlyintest"))}
-    cfg = load_config(None, [*(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={tmp_path / 'd'}",
+    cfg = load_config(None,
+                      [*(f"data.{s}_file={p}" for s, p in files.items()),
+                       f"data.data_dir={tmp_path / 'd'}",
                              "data.min_freq=1"])
     dm = TextDataModule(cfg.data)
     dm.setup()
@@ -52,7 +54,8 @@ def test_vocabulary_min_freq_and_max_size():
 
     v = Vocab.build([["a", "a", "a", "b", "b", "c"]], min_freq=2)
     assert v.itos == ["<pad>", "<unk>", "a", "b"]
-    assert Vocab.build([["a", "a", "b", "c"]], min_freq=1, max_size=3).itos == ["<pad>", "<unk>", "a"]
+    assert (Vocab.build([["a", "a", "b", "c"]], min_freq=1, max_size=3).itos
+            == ["<pad>", "<unk>", "a"])
 
 
 # ------------------------------------------------------------------ config files are strict
@@ -108,7 +111,9 @@ def _fake_run(tmp_path: Path) -> Path:
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=8", "model.embedding.vectors=null"])
+    cfg = load_config(None,
+                      ["model.embedding.dim=8", "model.encoder.hidden_size=8",
+                       "model.embedding.vectors=null"])
     (run / "config.yaml").write_text(to_yaml(cfg))
     vocab = Vocab(["<pad>", "<unk>", "good", "bad"])
     vocab.save(run / "vocab.json")
@@ -130,7 +135,8 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
     src.write_text("".join(f"{'good' if i % 3 else 'bad'} text {i}\n" for i in range(600)))
     chunk = 50
     real_stream = Predictor.predict_stream
-    monkeypatch.setattr(Predictor, "predict_stream", lambda self, texts, chunk_size=8192: real_stream(self, texts, chunk))
+    monkeypatch.setattr(Predictor, "predict_stream",
+                        lambda self, texts, chunk_size=8192: real_stream(self, texts, chunk))
     read = {"n": 0}
     held = []  # texts read but not yet written, at each written row
     real_iter = predict_mod.iter_texts
@@ -166,7 +172,8 @@ def test_the_tokenization_cache_key_includes_the_spacy_version(tmp_path, monkeyp
     from textlstm.data.sources import read_file
 
     path = tmp_path / "d.jsonl"
-    path.write_text("".join(json.dumps({"text": f"text number {i}", "label": "a"}) + "\n" for i in range(20)))
+    path.write_text("".join(json.dumps({"text": f"text number {i}",
+                                        "label": "a"}) + "\n" for i in range(20)))
     first = tk.tokenize_dataset(read_file(path, str(tmp_path / "cache")))
     calls = []
     real = tk.tokenize_texts
@@ -187,20 +194,26 @@ def test_the_tokenization_cache_key_includes_the_spacy_version(tmp_path, monkeyp
     (3, "800000 100000\n", 3),     # the quota above the affinity: the affinity
     (4, None, 4),                  # no cgroup file (cgroup v1, macOS)
     (4, "garbage\n", 4),           # unreadable: ignored
-], ids=["no-quota", "two", "round-down", "at-least-one", "affinity-below-quota", "no-file", "garbage"])
-def test_usable_cores_from_affinity_and_cgroup_quota(tmp_path, monkeypatch, affinity, cpu_max, expected):
+], ids=["no-quota", "two", "round-down", "at-least-one", "affinity-below-quota",
+        "no-file", "garbage"])
+def test_usable_cores_from_affinity_and_cgroup_quota(
+    tmp_path, monkeypatch, affinity, cpu_max, expected
+):
     from textlstm.core import hardware
 
     f = tmp_path / "cpu.max"
     if cpu_max is not None:
         f.write_text(cpu_max)
     monkeypatch.setattr(hardware, "CGROUP_CPU_MAX", f)
-    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(affinity)), raising=False)
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(affinity)),
+                        raising=False)
     assert hardware.usable_cores() == expected
     before = torch.get_num_threads()
     try:
         assert hardware.set_threads(0) == expected and torch.get_num_threads() == expected
-        assert hardware.set_threads(1) == 1 and torch.get_num_threads() == 1  # an explicit count wins
+        assert (
+            hardware.set_threads(1) == 1 and torch.get_num_threads() == 1
+        )  # an explicit count wins
     finally:
         torch.set_num_threads(before)
 
@@ -213,13 +226,17 @@ def test_long_documents_are_truncated_to_max_length(tmp_path):
     rows = _rows(20)
     rows[0] = (" ".join(f"w{i}" for i in range(500)), "a")
     files = {s: _csv(tmp_path / f"{s}.csv", rows) for s in ("train", "validation", "test")}
-    cfg = load_config(None, [*(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={tmp_path / 'd'}",
+    cfg = load_config(None,
+                      [*(f"data.{s}_file={p}" for s, p in files.items()),
+                       f"data.data_dir={tmp_path / 'd'}",
                              "data.max_length=7", "data.min_freq=1"])
     dm = TextDataModule(cfg.data)
     dm.setup()
     for split in ("train", "validation", "test"):
         lengths = list(dm.splits[split]["length"])
-        assert max(lengths) == 7 and all(len(x) == n for x, n in zip(dm.splits[split]["ids"], lengths, strict=True))
+        assert max(lengths) == 7 and all(
+            len(x) == n for x, n in zip(dm.splits[split]["ids"], lengths, strict=True)
+        )
     first = dm.splits["train"][0]["ids"]
     assert first == [dm.vocab.stoi[f"w{i}"] for i in range(7)]  # the head of the text is kept
     batch = next(iter(dm.loader("train")))
@@ -236,8 +253,10 @@ def test_the_predictor_truncates_too(tmp_path):
 
 
 # ------------------------------------------------------------------ streaming
-@pytest.mark.parametrize("override,key", [("data.max_tokens_per_batch=1000", "data.max_tokens_per_batch"),
-                                          ("data.bucketing=exact", "data.bucketing")], ids=["max_tokens", "exact"])
+@pytest.mark.parametrize("override,key",
+                         [("data.max_tokens_per_batch=1000", "data.max_tokens_per_batch"),
+                                          ("data.bucketing=exact", "data.bucketing")],
+                         ids=["max_tokens", "exact"])
 def test_streaming_refuses_token_budgets_and_exact_bucketing(override, key):
     load_config(None, [override])  # fine without streaming
     with pytest.raises(UserError, match=key.replace(".", r"\.") + ".*data.streaming=true"):
@@ -254,7 +273,8 @@ def test_a_resumed_streamed_epoch_starts_from_the_beginning_of_the_stream():
     from textlstm.tokens.vocab import Vocab
 
     n = 60
-    ds = Dataset.from_list([{"text": f"t{i} " + "x " * (i % 7), "label": "ab"[i % 2]} for i in range(n)])
+    ds = Dataset.from_list([{"text": f"t{i} " + "x " * (i % 7),
+                             "label": "ab"[i % 2]} for i in range(n)])
     vocab = Vocab(["<pad>", "<unk>", "x"] + [f"t{i}" for i in range(n)])
     cfg = load_config(None, ["data.batch_size=8", "data.streaming=true"]).data
 
@@ -340,7 +360,8 @@ def test_rng_state_saves_every_rank_and_gives_each_its_own_back(monkeypatch):
 
     local = {0: state_of(100), 1: state_of(101)}
     monkeypatch.setattr(ck, "rank_and_world", lambda: (0, 2))
-    monkeypatch.setattr(dist, "all_gather_object", lambda out, obj: out.__setitem__(slice(None), [local[0], local[1]]))
+    monkeypatch.setattr(dist, "all_gather_object",
+                        lambda out, obj: out.__setitem__(slice(None), [local[0], local[1]]))
     saved = ck.RNGState().state_dict()
     assert len(saved["ranks"]) == 2
     def draws():
@@ -368,7 +389,9 @@ def test_atomic_write_leaves_the_old_file_whole_and_no_temporary(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
     write_json(path, {"a": 3})
-    assert json.loads(path.read_text()) == {"a": 3} and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    assert json.loads(path.read_text()) == {"a": 3} and sorted(
+        p.name for p in tmp_path.iterdir()
+    ) == ["metrics.json"]
 
 
 def test_a_kill_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
@@ -398,9 +421,14 @@ def test_the_trainer_writes_checkpoints_atomically(tmp_path):
     trainer, ckpts = build_trainer(cfg, tmp_path / "run")
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     names = sorted(c.filename for c in trainer.checkpoint_callbacks)
-    assert names == ["best", "last", "step"] and ckpts.best.monitor == "val/f1_macro" and ckpts.best.mode == "max"
+    assert (names == ["best", "last", "step"] and ckpts.best.monitor == "val/f1_macro"
+            and ckpts.best.mode == "max")
     stop = trainer.early_stopping_callback
-    assert stop.monitor == "val/f1_macro" and stop.mode == "max" and stop.patience == cfg.trainer.patience
+    assert (
+        stop.monitor == "val/f1_macro"
+        and stop.mode == "max"
+        and stop.patience == cfg.trainer.patience
+    )
 
 
 
@@ -432,7 +460,8 @@ def test_cosine_schedule_warms_up_then_decays_to_five_percent():
     from textlstm.training.module import LitTextClassifier
 
     lit = LitTextClassifier(torch.nn.Linear(2, 2), ["a", "b"],
-                            {"name": "adamw", "lr": 1.0, "weight_decay": 0.0, "scheduler": "cosine", "warmup_steps": 4})
+                            {"name": "adamw", "lr": 1.0, "weight_decay": 0.0, "scheduler": "cosine",
+                             "warmup_steps": 4})
     lit._trainer = SimpleNamespace(estimated_stepping_batches=104)
     conf = lit.configure_optimizers()
     sched = conf["lr_scheduler"]["scheduler"]
@@ -443,7 +472,8 @@ def test_cosine_schedule_warms_up_then_decays_to_five_percent():
         conf["optimizer"].step()
         sched.step()
     assert lrs[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])  # linear warm-up to the peak
-    assert lrs[4 + 50] == pytest.approx(0.05 + 0.95 * 0.5, abs=1e-6)  # half way: the middle of the cosine
+    # half way: the middle of the cosine
+    assert lrs[4 + 50] == pytest.approx(0.05 + 0.95 * 0.5, abs=1e-6)
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))  # then never rising
     assert lrs[-1] == pytest.approx(0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * 99 / 100)), abs=1e-6)
     sched.step()
@@ -528,10 +558,13 @@ def test_hub_errors_are_one_sentence(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", boom)
     monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    with pytest.raises(UserError, match=r"hub dataset 'org/name' could not be streamed \(Couldn't find a dataset "
+    with pytest.raises(UserError,
+                       match=r"hub dataset 'org/name' could not be streamed \(Couldn't "
+                       r"find a dataset "
                                         r"script\); check the name and your network"):
         hub.open_hub("hf:org/name:cfg", streaming=True)
-    assert hub.parse_source("hf:org/name:cfg") == ("org/name", "cfg") and hub.parse_source("hf:x") == ("x", None)
+    assert (hub.parse_source("hf:org/name:cfg") == ("org/name", "cfg")
+            and hub.parse_source("hf:x") == ("x", None))
     with pytest.raises(UserError, match="no split 'train'.*data.hf_splits.train"):
         hub.check_train_split("hf:x", ["test"], "train")
 
@@ -542,7 +575,8 @@ def test_a_checkpoint_of_another_architecture_version_is_refused():
 
     cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3"])
     net = TextClassifier(10, 2, cfg.model)
-    ck = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "textlstm": {"arch_version": ARCH_VERSION}}
+    ck = {"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+          "textlstm": {"arch_version": ARCH_VERSION}}
     again = network_from_checkpoint(ck, 10, 2, cfg.model, "run")
     assert all(torch.equal(again.state_dict()[k], v) for k, v in net.state_dict().items())
     ck["textlstm"]["arch_version"] = ARCH_VERSION + 1

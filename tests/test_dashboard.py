@@ -23,7 +23,8 @@ def test_run_identity_and_config(offline, tiny_run):
 
 def test_curves_every_step_and_epoch(offline):
     h = offline[0]["history"]
-    for key in ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "val/f1_macro", "val/f1_macro_best",
+    for key in ("train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "val/f1_macro",
+                "val/f1_macro_best",
                 "lr-AdamW", "train/grad_norm", "train/tokens_per_second"):
         assert key in h and h[key], key
     assert all(g > 0 for g in h["train/grad_norm"])
@@ -33,7 +34,8 @@ def test_summary_has_best_and_test_metrics(offline):
     s = offline[0]["summary"]
     assert set(s["val/f1_macro"]) == {"max"}
     assert 0 <= s["test/accuracy"] <= 1 and "test/f1_macro" in s
-    for k in ("data/train_size", "data/validation_size", "data/test_size", "data/vocab_size", "data/test_oov_rate"):
+    for k in ("data/train_size", "data/validation_size", "data/test_size", "data/vocab_size",
+              "data/test_oov_rate"):
         assert k in s, k
 
 
@@ -42,7 +44,8 @@ def test_tables_plots_images_and_artifact(offline, tiny_run):
     h = s["history"]
     assert h["data/class_balance/_type"] == ["table-file"]
     assert h["data/train_token_length/_type"] == ["histogram"]
-    for key in ("test/per_class", "test/confusion_matrix_table", "test/pr_curve_table", "predictions"):
+    for key in ("test/per_class", "test/confusion_matrix_table", "test/pr_curve_table",
+                "predictions"):
         assert h[f"{key}/_type"] == ["table-file"], key
     assert h["test/confusion_matrix_png/_type"] == ["image-file"]
     assert h["inspect/gates/count"] == [3]
@@ -63,7 +66,8 @@ def test_tables_plots_images_and_artifact(offline, tiny_run):
 
     model = [a for a in s["artifacts"] if a["type"] == "model"]
     assert len(model) == 1
-    assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json", "config.yaml"}
+    assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json",
+                                      "config.yaml"}
     assert set(model[0]["aliases"]) >= {"best", "latest"}
     assert model[0]["metadata"]["labels"] == labels
 
@@ -101,7 +105,8 @@ def test_predictions_table_has_both_splits_mistakes_first_most_confident_first(o
     s, files = offline
     m = json.loads((tiny_run / "metrics.json").read_text())
     pred = _table(files, s["history"], "predictions")
-    for split, size in (("test", m["data"]["test_size"]), ("validation", m["data"]["validation_size"])):
+    for split, size in (("test", m["data"]["test_size"]),
+                        ("validation", m["data"]["validation_size"])):
         rows = [r for r in pred["data"] if r[0] == split]
         assert len(rows) == min(size, 500), split  # every row of a small split
         assert all(r[4] == (r[2] == r[3]) for r in rows)
@@ -113,7 +118,9 @@ def test_predictions_table_has_both_splits_mistakes_first_most_confident_first(o
         assert right == sorted(right)  # then the least confident correct ones
     # the test accuracy in the table is the one metrics.json reports
     test_rows = [r for r in pred["data"] if r[0] == "test"]
-    assert sum(r[4] for r in test_rows) / len(test_rows) == pytest.approx(m["test"]["accuracy"], abs=1e-6)
+    assert sum(r[4] for r in test_rows) / len(test_rows) == pytest.approx(
+        m["test"]["accuracy"], abs=1e-6
+    )
 
 
 def test_prediction_rows_are_capped_at_500_and_ordered():
@@ -130,5 +137,7 @@ def test_prediction_rows_are_capped_at_500_and_ordered():
     assert MAX_PREDICTION_ROWS == 500 and len(rows) == 500
     wrong = np.flatnonzero(p["pred"] != true)
     # every mistake is kept ahead of any correct row, most confident first
-    assert [r[1] for r in rows[: len(wrong)]] == [f"t{i}" for i in sorted(wrong, key=lambda i: -probs[i].max())]
+    assert [r[1] for r in rows[: len(wrong)]] == [
+        f"t{i}" for i in sorted(wrong, key=lambda i: -probs[i].max())
+    ]
     assert all(r[4] for r in rows[len(wrong):])

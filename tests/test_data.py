@@ -17,13 +17,22 @@ from textlstm.tokens.vocab import Vocab
 
 def test_embedded_sets_are_real():
     texts, labels = read_bbc_news()
-    assert len(texts) == 2225 and set(labels) == {"business", "entertainment", "politics", "sports", "tech"}
+    assert len(texts) == 2225 and set(labels) == {
+        "business",
+        "entertainment",
+        "politics",
+        "sports",
+        "tech",
+    }
     texts, labels = read_tweets_sentiment()
     assert len(texts) > 38000 and set(labels) == {"negative", "neutral", "positive"}
 
 
 def test_prepared_bbc_splits_no_leak(bbc_dir):
-    splits = {s: [json.loads(x) for x in (bbc_dir / f"{s}.jsonl").read_text().splitlines()] for s in SPLITS}
+    splits = {
+        s: [json.loads(x) for x in (bbc_dir / f"{s}.jsonl").read_text().splitlines()]
+        for s in SPLITS
+    }
     texts = {s: {r["text"] for r in rows} for s, rows in splits.items()}
     assert not texts["train"] & texts["test"] and not texts["train"] & texts["validation"]
     assert not texts["validation"] & texts["test"]
@@ -49,7 +58,8 @@ def test_stratified_split_groups_duplicates():
 
 
 def test_spacy_tokenizer():
-    assert tokenize_texts(["Don't stop, U.S. shares!"], lowercase=True) == [["do", "n't", "stop", ",", "u.s.", "shares", "!"]]
+    assert tokenize_texts(["Don't stop, U.S. shares!"],
+                          lowercase=True) == [["do", "n't", "stop", ",", "u.s.", "shares", "!"]]
     assert tokenize_texts(["Big  News"], lowercase=False) == [["Big", "News"]]
 
 
@@ -59,7 +69,8 @@ def test_tokenization_is_cached(tmp_path, monkeypatch):
     import textlstm.tokens.tokenize as tk
 
     path = tmp_path / "d.jsonl"
-    path.write_text("".join(json.dumps({"text": f"text number {i}", "label": "a"}) + "\n" for i in range(50)))
+    path.write_text("".join(json.dumps({"text": f"text number {i}",
+                                        "label": "a"}) + "\n" for i in range(50)))
     from textlstm.data.sources import read_file
 
     ds = read_file(path, str(tmp_path / "cache"))
@@ -98,7 +109,10 @@ def test_bucket_sampler_deterministic_and_complete():
     # buckets: far less padding than random batches
     pad = sum(len(b) * lengths[b].max() - lengths[b].sum() for b in b0)
     rnd = np.random.default_rng(0).permutation(1000)
-    pad_rnd = sum(32 * lengths[rnd[i:i + 32]].max() - lengths[rnd[i:i + 32]].sum() for i in range(0, 992, 32))
+    pad_rnd = sum(
+        32 * lengths[rnd[i : i + 32]].max() - lengths[rnd[i : i + 32]].sum()
+        for i in range(0, 992, 32)
+    )
     assert pad < pad_rnd / 5
 
 
@@ -132,13 +146,15 @@ def test_token_budget_batches():
 
 
 def test_collate_pads_and_keeps_lengths():
-    batch = collate([{"ids": [5, 6, 7], "label_id": 1}, {"ids": [8], "label_id": 0}, {"ids": [], "label_id": 0}])
+    batch = collate([{"ids": [5, 6, 7], "label_id": 1}, {"ids": [8], "label_id": 0},
+                     {"ids": [], "label_id": 0}])
     assert batch["ids"].tolist() == [[5, 6, 7], [8, 0, 0], [1, 0, 0]]
     assert batch["lengths"].tolist() == [3, 1, 1] and batch["labels"].tolist() == [1, 0, 0]
 
 
 def test_datamodule_on_custom_csv(small_csvs, tmp_path):
-    cfg = load_config(None, [f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=review",
+    cfg = load_config(None,
+                      [f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=review",
                              "data.label_field=stars", f"data.data_dir={tmp_path}"])
     dm = TextDataModule(cfg.data)
     dm.setup()
@@ -161,7 +177,8 @@ def test_unseen_label_in_test(small_csvs, tmp_path):
     bad = tmp_path / "test.csv"
     bad.write_text("review,stars\nsome text here,weather\n")
     cfg = load_config(None, [f"data.train_file={small_csvs / 'train.csv'}", f"data.test_file={bad}",
-                             "data.text_field=review", "data.label_field=stars", f"data.data_dir={tmp_path}"])
+                             "data.text_field=review", "data.label_field=stars",
+                             f"data.data_dir={tmp_path}"])
     with pytest.raises(UserError, match="'weather' that never occur in train"):
         TextDataModule(cfg.data).setup()
 
@@ -180,8 +197,11 @@ def test_dataloader_workers_get_the_memory_mapped_ids_not_a_copy(tmp_path):
     from textlstm.commands.bench_scale import make_corpus
 
     folder = make_corpus(20_000, seed=0, eval_size=500, data_dir=tmp_path, log=lambda *_: None)
-    cfg = load_config(None, [f"data.train_file={folder / 'train.jsonl'}", f"data.validation_file={folder / 'validation.jsonl'}",
-                             f"data.test_file={folder / 'test.jsonl'}", f"data.data_dir={tmp_path}", "data.num_proc=1"])
+    cfg = load_config(None,
+                      [f"data.train_file={folder / 'train.jsonl'}",
+                       f"data.validation_file={folder / 'validation.jsonl'}",
+                             f"data.test_file={folder / 'test.jsonl'}", f"data.data_dir={tmp_path}",
+                       "data.num_proc=1"])
     dm = TextDataModule(cfg.data)
     dm.setup()
     train = dm.splits["train"]
@@ -199,7 +219,8 @@ def test_arrow_encode_counts_and_lengths_equal_the_python_reference():
     from textlstm.data.columns import count_tokens, iter_column, token_counts
 
     rows = [{"tokens": ["the", "film", "the"], "label": "pos"}, {"tokens": [], "label": "neg"},
-            {"tokens": ["<pad>", "<unk>", "unseen", "film"], "label": "neg"}, {"tokens": ["a"] * 50, "label": "pos"}]
+            {"tokens": ["<pad>", "<unk>", "unseen", "film"], "label": "neg"},
+            {"tokens": ["a"] * 50, "label": "pos"}]
     from datasets import Dataset
 
     ds = Dataset.from_list(rows)
@@ -208,5 +229,6 @@ def test_arrow_encode_counts_and_lengths_equal_the_python_reference():
     out = encode(ds, vocab, ["neg", "pos"], max_length=8)
     assert [list(x) for x in out["ids"]] == [vocab.encode(r["tokens"], 8) for r in rows]
     assert list(out["length"]) == [3, 0, 4, 8] and list(out["label_id"]) == [1, 0, 0, 1]
-    assert out[2]["ids"][:2] == [1, 1]  # literal "<pad>" and "<unk>" both read as <unk>, never padding
+    # literal "<pad>" and "<unk>" both read as <unk>, never padding
+    assert out[2]["ids"][:2] == [1, 1]
     assert token_counts(ds).tolist() == [3, 0, 4, 50]

@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import ROOT, TINY, run_cli
 from textlstm.batches.sampler import BucketBatchSampler
 
-DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp", "trainer.num_threads=1"]
+DDP = ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
+       "trainer.num_threads=1"]
 
 
 def test_bucket_sampler_shards(monkeypatch):
@@ -30,9 +31,12 @@ def test_bucket_sampler_shards(monkeypatch):
 
 @pytest.mark.slow
 def test_ddp_training_and_evaluation_match_one_process(small_csvs, tmp_path):
-    args = [f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-            f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
-            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}", "model.embedding.vectors=null",
+    args = [f"data.train_file={small_csvs / 'train.csv'}",
+            f"data.validation_file={small_csvs / 'validation.csv'}",
+            f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+            "data.label_field=stars",
+            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+            "model.embedding.vectors=null",
             "wandb.mode=offline", "name=ddp", *TINY]
     code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *args, *DDP)
     assert code == 0, err[-3000:]
@@ -41,7 +45,10 @@ def test_ddp_training_and_evaluation_match_one_process(small_csvs, tmp_path):
     run = runs[0]
     assert out.count("run directory:") == 1
     m = json.loads((run / "metrics.json").read_text())
-    assert m["train"]["epochs"] == 2 and sum(map(sum, m["test"]["confusion_matrix"])) == m["data"]["test_size"]
+    assert (
+        m["train"]["epochs"] == 2
+        and sum(map(sum, m["test"]["confusion_matrix"])) == m["data"]["test_size"]
+    )
     assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # one W&B run
 
     code1, out1, err1 = run_cli("evaluate", run, "trainer.accelerator=cpu", "trainer.devices=1")
@@ -68,10 +75,14 @@ def test_ddp_run_killed_then_resumed_equals_the_uninterrupted_run(small_csvs, tm
 
     def args(root):
         return ["train", "--config", str(ROOT / "configs/bbc_news.yaml"),
-                f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-                f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
-                f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
-                "wandb.mode=disabled", "name=ddp", *TINY, "trainer.max_epochs=4", "trainer.patience=10", *DDP]
+                f"data.train_file={small_csvs / 'train.csv'}",
+                f"data.validation_file={small_csvs / 'validation.csv'}",
+                f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+                "data.label_field=stars",
+                f"data.data_dir={root / 'data'}", f"run_root={root}",
+                "model.embedding.vectors=null",
+                "wandb.mode=disabled", "name=ddp", *TINY, "trainer.max_epochs=4",
+                "trainer.patience=10", *DDP]
 
     def comparable(run):
         m = json.loads((run / "metrics.json").read_text())
@@ -84,7 +95,8 @@ def test_ddp_run_killed_then_resumed_equals_the_uninterrupted_run(small_csvs, tm
     base = next((tmp_path / "base" / "ddp").iterdir())
 
     root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "textlstm", *args(root)], cwd=ROOT, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "textlstm", *args(root)], cwd=ROOT,
+                            start_new_session=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -106,7 +118,8 @@ def test_ddp_run_killed_then_resumed_equals_the_uninterrupted_run(small_csvs, tm
     assert code == 0, err[-3000:]
     assert out.count("run directory:") == 1 and len(list((root / "ddp").iterdir())) == 1
     assert comparable(run) == comparable(base)
-    final, ref = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for r in (run, base))
+    final, ref = (torch.load(r / "checkpoints" / "last.ckpt",
+                             weights_only=True)["state_dict"] for r in (run, base))
     assert all(torch.equal(final[k], ref[k]) for k in ref)
 
 
@@ -119,11 +132,14 @@ def test_ddp_training_from_a_stream(small_csvs, tmp_path):
     random.Random(0).shuffle(rows)
     train = tmp_path / "train.csv"
     train.write_text(head + "".join(rows))
-    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", f"data.train_file={train}",
+    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
+                             f"data.train_file={train}",
                              f"data.validation_file={small_csvs / 'validation.csv'}",
                              f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
-                             "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
-                             "model.embedding.vectors=null", "wandb.mode=disabled", "name=ddp", "data.streaming=true",
+                             "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}",
+                             f"run_root={tmp_path}",
+                             "model.embedding.vectors=null", "wandb.mode=disabled", "name=ddp",
+                             "data.streaming=true",
                              *TINY, *DDP)
     assert code == 0, err[-3000:]
     run = next((tmp_path / "ddp").iterdir())

@@ -15,7 +15,8 @@ def test_run_directory_contents(tiny_run):
     assert list((tiny_run / "wandb").glob("offline-run-*/run-*.wandb"))
     m = json.loads((tiny_run / "metrics.json").read_text())
     assert set(m) >= {"data", "train", "validation", "test"}
-    assert set(m["data"]) >= {"name", "train_size", "validation_size", "test_size", "vocab_size", "labels"}
+    assert set(m["data"]) >= {"name", "train_size", "validation_size", "test_size",
+                              "vocab_size", "labels"}
     assert set(m["train"]) >= {"seconds", "epochs", "best_epoch", "tokens_per_second"}
     assert set(m["validation"]) == {"accuracy", "f1_macro", "loss"}
     t = m["test"]
@@ -44,7 +45,8 @@ def test_cli_predict_and_evaluate(tiny_run, small_csvs, tmp_path):
     src = tmp_path / "texts.csv"
     src.write_text("review\nprofits rose\nthe band played\n")
     dst = tmp_path / "preds.jsonl"
-    code, _, err = run_cli("predict", tiny_run, "--input", src, "--output", dst, "data.text_field=review")
+    code, _, err = run_cli("predict", tiny_run, "--input", src, "--output", dst,
+                           "data.text_field=review")
     assert code == 0, err
     assert len(dst.read_text().splitlines()) == 2
 
@@ -60,9 +62,11 @@ def test_cli_predict_and_evaluate(tiny_run, small_csvs, tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["train", "--config", "configs/bbc_news.yaml", "model.encoder.hiden_size=3"], "did you mean 'model.encoder.hidden_size'"),
+    (["train", "--config", "configs/bbc_news.yaml", "model.encoder.hiden_size=3"],
+     "did you mean 'model.encoder.hidden_size'"),
     (["train", "--config", "configs/nope.yaml"], "does not exist"),
-    (["train", "--config", "configs/bbc_news.yaml", "data.train_file=/nonexistent.csv"], "does not exist"),
+    (["train", "--config", "configs/bbc_news.yaml", "data.train_file=/nonexistent.csv"],
+     "does not exist"),
     (["predict", "/nonexistent/run", "hello"], "does not exist"),
     (["evaluate", "/nonexistent/run"], "does not exist"),
 ])
@@ -100,7 +104,8 @@ def test_corrupt_checkpoint_is_refused(tiny_run, tmp_path):
 def test_train_cli_on_custom_columns(small_csvs, tmp_path):
     code, out, err = run_cli(
         "train", "--config", ROOT / "configs" / "bbc_news.yaml", "data.source=files",
-        f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=review", "data.label_field=stars",
+        f"data.train_file={small_csvs / 'train.csv'}", "data.text_field=review",
+        "data.label_field=stars",
         f"run_root={tmp_path}", f"data.data_dir={tmp_path / 'data'}", "wandb.mode=disabled",
         "model.embedding.vectors=null", *TINY)
     assert code == 0, err

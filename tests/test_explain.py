@@ -37,7 +37,8 @@ def planted_predictor() -> Predictor:
     torch.manual_seed(0)
     texts, labels = _planted(400, random.Random(0))
     cfg = load_config(None, ["model.embedding.dim=16", "model.encoder.hidden_size=16",
-                             "model.embedding.dropout=0", "model.head.dropout=0", "data.max_length=40"])
+                             "model.embedding.dropout=0", "model.head.dropout=0",
+                             "data.max_length=40"])
     toks = tokenize_texts(texts, True)
     vocab = Vocab.build(toks)
     names = sorted(CUES)
@@ -58,13 +59,15 @@ def planted_predictor() -> Predictor:
             opt.step()
     net.train(False)
     test_texts, test_labels = _planted(100, random.Random(1))
-    acc = sum(p["label"] == t for p, t in zip(pred.predict(test_texts), test_labels, strict=True)) / 100
+    acc = sum(p["label"] == t
+              for p, t in zip(pred.predict(test_texts), test_labels, strict=True)) / 100
     assert acc >= 0.95, acc  # it learned the rule, so its attributions have something to show
     return pred
 
 
 def test_the_deciding_word_gets_the_top_attribution(planted_predictor):
-    for text in ("the old dreadful big of it", "splendid and the new a today", "in on that was splendid"):
+    for text in ("the old dreadful big of it", "splendid and the new a today",
+                 "in on that was splendid"):
         r = explain(planted_predictor, text)
         top = r["tokens"][max(range(len(r["tokens"])), key=r["attributions"].__getitem__)]
         assert top in CUES.values(), (text, r)
@@ -114,7 +117,8 @@ def test_explain_cli_json_html_png(tiny_run, tmp_path):
     assert set(r) == {"label", "probabilities", "tokens", "attributions", "delta"}
     assert len(r["tokens"]) == len(r["attributions"]) == 5 and r["label"] in r["probabilities"]
     html_out, png_out = tmp_path / "why.html", tmp_path / "why.png"
-    code, out, err = run_cli("explain", tiny_run, "Shares rose after strong results", "--out", html_out)
+    code, out, err = run_cli("explain", tiny_run, "Shares rose after strong results",
+                             "--out", html_out)
     assert code == 0, err and "label:" in out
     page = html_out.read_text()
     assert page.count("<span title=") == 5 and "alt=\"gate heatmaps\"" in page
@@ -138,4 +142,6 @@ def test_a_run_explains_its_worst_errors(tiny_run):
     explained = [e for e in errors if "attributions" in e]
     assert explained and len(explained) == min(10, len(errors))
     assert all(len(e["tokens"]) == len(e["attributions"]) for e in explained)
-    assert (tiny_run / "report.html").read_text().count("<span title=") >= len(explained[0]["tokens"])
+    assert (tiny_run / "report.html").read_text().count("<span title=") >= len(
+        explained[0]["tokens"]
+    )

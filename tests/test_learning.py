@@ -12,7 +12,8 @@ import pytest
 
 from tests.conftest import ROOT, TINY
 
-LABELS = {"sport": "goal match team coach league striker", "money": "bank shares profit market stock bond",
+LABELS = {"sport": "goal match team coach league striker",
+          "money": "bank shares profit market stock bond",
           "music": "band album guitar song concert singer"}
 NOISE = "the a of and to in it was on for with said".split()
 
@@ -25,7 +26,9 @@ def synthetic_texts(n: int, seed: int) -> list[tuple[str, str]]:
     for i in range(n):
         label = names[i % len(names)]
         own = LABELS[label].split()
-        words = list(rng.choice(own, size=int(rng.integers(2, 5)))) + list(rng.choice(NOISE, size=int(rng.integers(4, 11))))
+        words = list(rng.choice(own, size=int(rng.integers(2, 5)))) + list(
+            rng.choice(NOISE, size=int(rng.integers(4, 11)))
+        )
         rng.shuffle(words)
         rows.append((" ".join(words), label))
     return rows
@@ -47,17 +50,21 @@ def learned(tmp_path_factory):
     from textlstm.training.checkpoints import AtomicCheckpointIO
 
     mp = pytest.MonkeyPatch()
-    mp.delenv("WANDB_MODE", raising=False)  # conftest's WANDB_MODE=offline would win over the config
+    mp.delenv("WANDB_MODE",
+              raising=False)  # conftest's WANDB_MODE=offline would win over the config
     saved = []  # every checkpoint train() writes goes through the atomic writer
     real_save = AtomicCheckpointIO.save_checkpoint
     mp.setattr(AtomicCheckpointIO, "save_checkpoint",
-               lambda self, ckpt, path, *a, **k: saved.append(Path(path).name) or real_save(self, ckpt, path, *a, **k))
+               lambda self, ckpt, path, *a,
+               **k: saved.append(Path(path).name) or real_save(self, ckpt, path, *a, **k))
     d = tmp_path_factory.mktemp("learn")
     files = {s: write_csv(d / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
              (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
     cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
-        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}", f"run_root={d / 'runs'}",
-        "model.embedding.vectors=null", "wandb.mode=disabled", *TINY, "trainer.max_epochs=4", "optim.lr=0.01",
+        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}",
+        f"run_root={d / 'runs'}",
+        "model.embedding.vectors=null", "wandb.mode=disabled", *TINY, "trainer.max_epochs=4",
+        "optim.lr=0.01",
         "trainer.patience=10"])
     try:
         run = train(cfg)
@@ -86,13 +93,19 @@ def test_without_wandb_no_wandb_folder_but_a_report(learned):
 def test_the_tiny_bbc_run_beats_chance(tiny_run):
     m = json.loads((tiny_run / "metrics.json").read_text())
     chance = 1 / len(m["data"]["labels"])  # five balanced topics
-    assert m["test"]["accuracy"] >= 1.75 * chance, m["test"]["accuracy"]  # 0.45 measured; shuffled labels: ~0.2
+    assert m["test"]["accuracy"] >= 1.75 * chance, m["test"][
+        "accuracy"
+    ]  # 0.45 measured; shuffled labels: ~0.2
 
 
 def test_train_writes_its_checkpoints_through_the_atomic_writer(learned):
     run, saved = learned
-    assert {"best.ckpt", "last.ckpt"} <= set(saved) and saved.count("last.ckpt") == 4  # one per epoch
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]  # no .tmp left
+    assert {"best.ckpt",
+            "last.ckpt"} <= set(saved) and saved.count("last.ckpt") == 4  # one per epoch
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]  # no .tmp left
 
 
 def test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1(learned):
@@ -103,5 +116,7 @@ def test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1(learned
     # one row per epoch, then the final validation of the best checkpoint
     epochs, final = f1[:-1], f1[-1]
     assert len(epochs) == m["train"]["epochs"] == 4
-    assert m["train"]["best_epoch"] == epochs.index(max(epochs)) + 1  # the first epoch reaching the maximum
+    assert (
+        m["train"]["best_epoch"] == epochs.index(max(epochs)) + 1
+    )  # the first epoch reaching the maximum
     assert m["validation"]["f1_macro"] == pytest.approx(max(epochs), abs=1e-6) == final

@@ -44,7 +44,8 @@ def test_padding_never_changes_a_result():
         net = TextClassifier(50, 3, cfg.model).eval()
         ids = torch.tensor([[5, 6, 7, 8]])
         alone = net(ids, torch.tensor([4]))
-        padded = net(torch.tensor([[5, 6, 7, 8, 0, 0, 0], [9, 9, 9, 9, 9, 9, 9]]), torch.tensor([4, 7]))
+        padded = net(torch.tensor([[5, 6, 7, 8, 0, 0, 0], [9, 9, 9, 9, 9, 9, 9]]),
+                     torch.tensor([4, 7]))
         assert torch.allclose(alone, padded[:1], atol=1e-6), pooling
 
 
@@ -59,7 +60,9 @@ def test_pooling_masks():
 
 
 def test_classifier_shapes_and_vectors():
-    cfg = load_config(None, ["model.embedding.dim=4", "model.encoder.hidden_size=3", "model.head.hidden_size=5"])
+    cfg = load_config(None,
+                      ["model.embedding.dim=4", "model.encoder.hidden_size=3",
+                       "model.head.hidden_size=5"])
     net = TextClassifier(10, 4, cfg.model)
     out = net(torch.randint(1, 10, (2, 6)), torch.tensor([6, 2]))
     assert out.shape == (2, 4)
@@ -82,5 +85,6 @@ def test_final_states_are_nn_lstm_h_n(impl):
     lengths = torch.tensor([6, 2, 4, 1])
     with torch.no_grad():
         _, final = enc(x, lengths)
-        _, (h_n, _) = enc.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        _, (h_n,
+            _) = enc.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
     assert torch.allclose(final, torch.cat([h_n[0], h_n[1]], dim=-1), atol=1e-12)

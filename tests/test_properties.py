@@ -9,8 +9,11 @@ from textlstm.batches.collate import collate
 from textlstm.tokens.tokenize import tokenize_texts
 from textlstm.tokens.vocab import Vocab
 
-texts = st.lists(st.text(max_size=120) | st.sampled_from(["<pad>", "<unk>", " \t\n", "🙂🙂", "e\u0301", "\x00"]),
-                 min_size=1, max_size=12)
+texts = st.lists(
+    st.text(max_size=120) | st.sampled_from(["<pad>", "<unk>", " \t\n", "🙂🙂", "e\u0301", "\x00"]),
+    min_size=1,
+    max_size=12,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -18,13 +21,16 @@ texts = st.lists(st.text(max_size=120) | st.sampled_from(["<pad>", "<unk>", " \t
 def test_any_unicode_survives_tokenize_vocab_collate(batch_texts, max_length, lowercase):
     toks = tokenize_texts(batch_texts, lowercase)
     assert len(toks) == len(batch_texts)
-    assert all(isinstance(w, str) and w.strip() for t in toks for w in t)  # no empty or space tokens
+    assert all(isinstance(w,
+                          str) and w.strip() for t in toks for w in t)  # no empty or space tokens
 
     vocab = Vocab.build(toks, min_freq=1)
     again = Vocab(json.loads(json.dumps(vocab.to_dict(), ensure_ascii=False))["itos"])
     ids = [vocab.encode(t, max_length) for t in toks]
     assert ids == [again.encode(t, max_length) for t in toks]  # the JSON round trip changes nothing
-    assert all(len(i) <= max_length and all(x >= 1 for x in i) for i in ids)  # nothing real becomes <pad>
+    assert all(
+        len(i) <= max_length and all(x >= 1 for x in i) for i in ids
+    )  # nothing real becomes <pad>
 
     batch = collate([{"ids": i, "label_id": 0} for i in ids])
     B, T = batch["ids"].shape

@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 from tests.conftest import run_cli
 
-VOID = {"meta", "img", "br", "hr", "input", "link", "path", "rect", "use", "line", "circle", "polyline", "polygon",
+VOID = {"meta", "img", "br", "hr", "input", "link", "path", "rect", "use", "line", "circle",
+        "polyline", "polygon",
         "stop", "ellipse", "image"}
 
 

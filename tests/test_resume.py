@@ -22,8 +22,10 @@ TIMINGS = {("train", "seconds"), ("train", "tokens_per_second")}
 
 def _overrides(small_csvs, root: Path, *extra: str) -> list[str]:
     return [
-        f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
+        f"data.train_file={small_csvs / 'train.csv'}",
+        f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+        "data.label_field=stars",
         f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
         *TINY, "trainer.max_epochs=5", "trainer.patience=10", "name=resume", *extra]
 
@@ -42,7 +44,8 @@ def _run_dir(root: Path) -> Path:
 
 
 def _start(overrides: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "textlstm", "train", "--config", str(ROOT / "configs/bbc_news.yaml"),
+    return subprocess.Popen([sys.executable, "-m", "textlstm", "train", "--config",
+                             str(ROOT / "configs/bbc_news.yaml"),
                              *overrides], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -71,24 +74,32 @@ def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, t
 
 
 @pytest.mark.parametrize("kill_after_epoch", [0, 2])
-def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(uninterrupted, small_csvs, tmp_path,
-                                                                          kill_after_epoch):
+def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(
+    uninterrupted, small_csvs, tmp_path, kill_after_epoch
+):
     proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline"))
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         ckpt = next(iter(tmp_path.glob("resume/*/checkpoints/last.ckpt")), None)
         epoch = _ckpt_epoch(ckpt) if ckpt else None
-        if epoch is not None and epoch >= kill_after_epoch:  # (epoch 0 is a real epoch, not "none yet")
+        if (
+            epoch is not None and epoch >= kill_after_epoch
+        ):  # (epoch 0 is a real epoch, not "none yet")
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.05)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed: {proc.stderr.read()[-500:]}"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the run ended before it was killed: {proc.stderr.read()[-500:]}"
+    )
     run = _run_dir(tmp_path)
     assert not (run / "metrics.json").exists()
     resumed_from = _ckpt_epoch(run / "checkpoints" / "last.ckpt")
-    # killed right after the epoch asked for (or the one after, if the poll was late), with epochs left
-    assert resumed_from is not None and kill_after_epoch <= resumed_from <= kill_after_epoch + 1 < 4, resumed_from
+    # killed right after the epoch asked for (or the one after, if the poll was late), with epochs
+    # left
+    assert (
+        resumed_from is not None and kill_after_epoch <= resumed_from <= kill_after_epoch + 1 < 4
+    ), resumed_from
     print("killed; last.ckpt holds epoch", resumed_from)
     wandb_id = (run / "wandb_id").read_text()
 
@@ -120,7 +131,8 @@ def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path
     from textlstm.core.runfolder import latest_checkpoint
 
     code, _, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
-                           *_overrides(small_csvs, tmp_path / "base", "wandb.mode=disabled", *MID_EPOCH))
+                           *_overrides(small_csvs, tmp_path / "base", "wandb.mode=disabled",
+                                       *MID_EPOCH))
     assert code == 0, err
     base = _run_dir(tmp_path / "base")
     proc = _start(_overrides(small_csvs, tmp_path / "killed", "wandb.mode=disabled", *MID_EPOCH))
@@ -130,7 +142,13 @@ def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path
         newest = latest_checkpoint(run) if run else None
         step = _global_step(newest) if newest else None
         # the newest checkpoint is a step.ckpt in the middle of epoch 1 or later
-        if newest and newest.name == "step.ckpt" and step and step > STEPS_PER_EPOCH and step % STEPS_PER_EPOCH:
+        if (
+            newest
+            and newest.name == "step.ckpt"
+            and step
+            and step > STEPS_PER_EPOCH
+            and step % STEPS_PER_EPOCH
+        ):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
@@ -138,7 +156,9 @@ def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path
     assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
     run = _run_dir(tmp_path / "killed")
     newest = latest_checkpoint(run)
-    assert newest.name == "step.ckpt" and _global_step(newest) % STEPS_PER_EPOCH, newest  # resume reads this one
+    assert newest.name == "step.ckpt" and _global_step(newest) % STEPS_PER_EPOCH, (
+        newest
+    )  # resume reads this one
     assert _global_step(newest) > _global_step(run / "checkpoints" / "last.ckpt")
     code, out, err = run_cli("train", "--resume", run)
     assert code == 0, err
@@ -147,7 +167,11 @@ def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path
     # weights: Lightning replays an interrupted epoch's remaining steps from the start of the
     # epoch's batch order (the bucket sampler keeps no position; Lightning warns about it)
     assert m["train"]["epochs"] == b["train"]["epochs"] == 5
-    assert _global_step(run / "checkpoints" / "last.ckpt") == _global_step(base / "checkpoints" / "last.ckpt") == 190
+    assert (
+        _global_step(run / "checkpoints" / "last.ckpt")
+        == _global_step(base / "checkpoints" / "last.ckpt")
+        == 190
+    )
     assert m["data"] == b["data"] and m["test"]["per_class"].keys() == b["test"]["per_class"].keys()
     assert sum(map(sum, m["test"]["confusion_matrix"])) == m["data"]["test_size"]
 

@@ -16,15 +16,18 @@ N = 203  # rows in the toy stream: not a multiple of the batch size
 
 
 def _toy(n=N, seed=0):
-    """Row i is "t<i>" followed by a random number of "x": its first token id says which row it is."""
+    """Row i is "t<i>" followed by a random number of "x": its first token id says which row it
+    is."""
     rng = np.random.default_rng(seed)
-    rows = [{"text": " ".join([f"t{i}"] + ["x"] * int(rng.integers(0, 30))), "label": "ab"[i % 2]} for i in range(n)]
+    rows = [{"text": " ".join([f"t{i}"] + ["x"] * int(rng.integers(0, 30))),
+             "label": "ab"[i % 2]} for i in range(n)]
     vocab = Vocab(["<pad>", "<unk>", "x"] + [f"t{i}" for i in range(n)])
     return Dataset.from_list(rows), vocab
 
 
 def _batches(stream, vocab, epoch=0, batch_size=8, rows=N, **cfg_over):
-    cfg = load_config(None, [f"data.batch_size={batch_size}", "data.max_length=64", "data.streaming=true",
+    cfg = load_config(None,
+                      [f"data.batch_size={batch_size}", "data.max_length=64", "data.streaming=true",
                              *[f"data.{k}={v}" for k, v in cfg_over.items()]]).data
     sb = StreamBatches(stream, vocab, ["a", "b"], cfg, seed=3, rows=rows)
     sb.set_epoch(epoch)
@@ -47,7 +50,10 @@ def test_every_row_once_per_epoch_in_length_buckets_and_reshuffled():
     pad = sum(int(b["lengths"].max()) * len(b["lengths"]) - int(b["lengths"].sum()) for b in b0)
     lengths = np.concatenate([b["lengths"].numpy() for b in b0])
     rnd = np.random.default_rng(0).permutation(lengths)
-    pad_rnd = sum(int(rnd[i:i + 8].max()) * len(rnd[i:i + 8]) - int(rnd[i:i + 8].sum()) for i in range(0, N, 8))
+    pad_rnd = sum(
+        int(rnd[i : i + 8].max()) * len(rnd[i : i + 8]) - int(rnd[i : i + 8].sum())
+        for i in range(0, N, 8)
+    )
     assert pad < pad_rnd / 3
     assert _rows_of(_batches(stream, vocab)[1]) == _rows_of(b0)  # deterministic per (seed, epoch)
     assert _rows_of(_batches(stream, vocab, epoch=1)[1]) != _rows_of(b0)  # and reshuffled per epoch
@@ -62,7 +68,8 @@ def test_ranks_and_workers_share_the_batches_evenly(monkeypatch):
     for rank in (0, 1):
         for worker in (0, 1):
             monkeypatch.setattr(StreamBatches, "_world", staticmethod(lambda r=rank: (r, 2)))
-            monkeypatch.setattr(tud, "get_worker_info", lambda w=worker: type("W", (), {"id": w, "num_workers": 2}))
+            monkeypatch.setattr(tud, "get_worker_info",
+                                lambda w=worker: type("W", (), {"id": w, "num_workers": 2}))
             sb, batches[rank, worker] = _batches(stream, vocab)
             assert len(sb) == 13  # ceil(ceil(203 / 8) / 2): what Lightning is told per rank
     # the same number of steps on both ranks (26 batches: 13 each; one repeated where short)
@@ -93,13 +100,16 @@ def _shuffled(small_csvs, tmp_path):
 
 
 def _stream_cfg(small_csvs, tmp_path, *extra):
-    return [f"data.train_file={_shuffled(small_csvs, tmp_path)}", "data.text_field=review", "data.label_field=stars",
-            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}", "model.embedding.vectors=null",
+    return [f"data.train_file={_shuffled(small_csvs, tmp_path)}", "data.text_field=review",
+            "data.label_field=stars",
+            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+            "model.embedding.vectors=null",
             "data.streaming=true", "name=stream", *TINY, *extra]
 
 
 def test_held_out_splits_come_from_the_sample_and_leave_the_stream(small_csvs, tmp_path):
-    cfg = load_config(ROOT / "configs/bbc_news.yaml", _stream_cfg(small_csvs, tmp_path, "data.streaming_sample=200"))
+    cfg = load_config(ROOT / "configs/bbc_news.yaml",
+                      _stream_cfg(small_csvs, tmp_path, "data.streaming_sample=200"))
     dm = StreamingDataModule(cfg.data, seed=1)
     dm.setup()
     held = set(dm.tokens["validation"]["text"]) | set(dm.tokens["test"]["text"])
@@ -115,15 +125,25 @@ def test_held_out_splits_come_from_the_sample_and_leave_the_stream(small_csvs, t
     assert len(seen) == dm.stats["train_size"]
     assert all(copies[t] > 1 for t in held & set(seen))
     # the vocabulary comes from the sample's training rows only
-    sample_vocab = Vocab.build(dm.tokens["train"]["tokens"], cfg.data.min_freq, cfg.data.max_vocab_size)
+    sample_vocab = Vocab.build(dm.tokens["train"]["tokens"], cfg.data.min_freq,
+                               cfg.data.max_vocab_size)
     assert dm.vocab.itos == sample_vocab.itos
 
 
 @pytest.mark.slow
 def test_streaming_trains_end_to_end_and_evaluates(small_csvs, tmp_path):
-    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
-                             *_stream_cfg(small_csvs, tmp_path, f"data.validation_file={small_csvs / 'validation.csv'}",
-                                          f"data.test_file={small_csvs / 'test.csv'}", "data.streaming_sample=250"))
+    code, out, err = run_cli(
+        "train",
+        "--config",
+        ROOT / "configs/bbc_news.yaml",
+        *_stream_cfg(
+            small_csvs,
+            tmp_path,
+            f"data.validation_file={small_csvs / 'validation.csv'}",
+            f"data.test_file={small_csvs / 'test.csv'}",
+            "data.streaming_sample=250",
+        ),
+    )
     assert code == 0, err[-3000:]
     run = next((tmp_path / "stream").iterdir())
     m = json.loads((run / "metrics.json").read_text())
@@ -143,17 +163,26 @@ def test_a_label_missing_from_the_sample_is_a_clear_error(small_csvs, tmp_path, 
     path = tmp_path / "train.csv"
     with open(path, "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
-    args = _stream_cfg(small_csvs, tmp_path, f"data.validation_file={small_csvs / 'validation.csv'}",
-                       f"data.test_file={small_csvs / 'test.csv'}", "data.streaming_sample=50", "trainer.max_epochs=1",
-                       "wandb.mode=disabled", f"data.num_workers={workers}")  # raised in a worker process too
+    args = _stream_cfg(small_csvs, tmp_path,
+                       f"data.validation_file={small_csvs / 'validation.csv'}",
+                       f"data.test_file={small_csvs / 'test.csv'}", "data.streaming_sample=50",
+                       "trainer.max_epochs=1",
+                       "wandb.mode=disabled",
+                       f"data.num_workers={workers}")  # raised in a worker process too
     args[0] = f"data.train_file={path}"
     code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *args)
     assert code == 2 and "Traceback" not in err, err[-2000:]
     last = err.strip().splitlines()[-1]
-    assert last.startswith("textlstm: error:") and "'weather'" in last and "data.streaming_sample" in last
+    assert (
+        last.startswith("textlstm: error:")
+        and "'weather'" in last
+        and "data.streaming_sample" in last
+    )
 
 
-def test_a_hub_style_folder_streams_and_an_unknown_length_refuses_the_cosine_schedule(bbc_dir, tmp_path):
+def test_a_hub_style_folder_streams_and_an_unknown_length_refuses_the_cosine_schedule(
+    bbc_dir, tmp_path
+):
     """`hf:<folder>` goes through the hub code path (load_dataset on a name) offline; a folder
     has no split sizes, so the epoch length is unknown."""
     import random
@@ -163,18 +192,29 @@ def test_a_hub_style_folder_streams_and_an_unknown_length_refuses_the_cosine_sch
     hub = tmp_path / "hub"
     hub.mkdir()
     for split, part in (("train", rows[:300]), ("test", rows[300:360])):  # no validation split
-        (hub / f"{split}.jsonl").write_text("".join(json.dumps({"text": " ".join(r["text"].split()[:40]),
-                                                                "label": r["label"]}) + "\n" for r in part))
-    base = ["data.source=hf:" + str(hub), "data.streaming=true", f"data.data_dir={tmp_path / 'data'}",
-            f"run_root={tmp_path}", "model.embedding.vectors=null", "wandb.mode=disabled", "name=hub", *TINY,
+        (hub / f"{split}.jsonl").write_text(
+            "".join(
+                json.dumps({"text": " ".join(r["text"].split()[:40]), "label": r["label"]}) + "\n"
+                for r in part
+            )
+        )
+    base = ["data.source=hf:" + str(hub), "data.streaming=true",
+            f"data.data_dir={tmp_path / 'data'}",
+            f"run_root={tmp_path}", "model.embedding.vectors=null", "wandb.mode=disabled",
+            "name=hub", *TINY,
             "trainer.max_epochs=1"]
     code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *base)
     assert code == 2 and "optim.scheduler=cosine" in err.strip().splitlines()[-1], err[-2000:]
     assert not list(tmp_path.glob("hub/2*"))  # no run folder left behind
-    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *base, "optim.scheduler=plateau")
+    code, out, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml", *base,
+                             "optim.scheduler=plateau")
     assert code == 0, err[-2000:]
     m = json.loads((Path(out.split("run directory: ")[1].split()[0]) / "metrics.json").read_text())
-    assert m["data"]["train_size"] is None and m["data"]["validation_size"] > 0 and m["data"]["test_size"] == 60
+    assert (
+        m["data"]["train_size"] is None
+        and m["data"]["validation_size"] > 0
+        and m["data"]["test_size"] == 60
+    )
 
 
 def test_a_stream_grouped_by_label_is_warned_about(small_csvs, tmp_path, caplog):

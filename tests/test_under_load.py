@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # run the CLI and report this process's peak RSS (KB) on stderr
 PEAK = ("import resource, sys; from textlstm.cli import main; rc = main(sys.argv[1:]); "
-        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+        "file=sys.stderr); sys.exit(rc)")
 
 
 def _texts(path, n):
@@ -31,11 +32,15 @@ def _texts(path, n):
 def test_predict_streams_in_constant_memory(tiny_run, tmp_path):
     def peak_kb(n):
         src, out = _texts(tmp_path / f"in{n}.txt", n), tmp_path / f"out{n}.jsonl"
-        p = subprocess.run([sys.executable, "-c", PEAK, "predict", str(tiny_run), "--input", str(src),
-                            "--output", str(out)], capture_output=True, text=True, env=ENV, cwd=ROOT)
+        p = subprocess.run([sys.executable, "-c", PEAK, "predict", str(tiny_run),
+                            "--input", str(src),
+                            "--output", str(out)], capture_output=True, text=True,
+                           env=ENV, cwd=ROOT)
         assert p.returncode == 0, p.stderr
         lines = out.read_text().splitlines()
-        assert len(lines) == n and json.loads(lines[-1])["text"].startswith(f"shares in company {n - 1} ")
+        assert len(lines) == n and json.loads(lines[-1])["text"].startswith(
+            f"shares in company {n - 1} "
+        )
         return int(re.search(r"PEAK_RSS_KB (\d+)", p.stderr).group(1))
 
     small, big = peak_kb(20_000), peak_kb(120_000)
@@ -45,8 +50,10 @@ def test_predict_streams_in_constant_memory(tiny_run, tmp_path):
 
 def test_interrupted_predict_leaves_no_output(tiny_run, tmp_path):
     src, out = _texts(tmp_path / "in.txt", 400_000), tmp_path / "out.jsonl"
-    p = subprocess.Popen([sys.executable, "-m", "textlstm", "predict", str(tiny_run), "--input", str(src),
-                          "--output", str(out)], env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-m", "textlstm", "predict", str(tiny_run),
+                          "--input", str(src),
+                          "--output", str(out)], env=ENV, cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True)
     partial = tmp_path / "out.jsonl.partial"
     deadline = time.time() + 120
     while time.time() < deadline and not (partial.exists() and partial.stat().st_size > 0):
@@ -58,12 +65,18 @@ def test_interrupted_predict_leaves_no_output(tiny_run, tmp_path):
 
 
 def test_two_trainings_at_once_in_the_same_folder(small_csvs, tmp_path):
-    args = [sys.executable, "-m", "textlstm", "train", "--config", str(ROOT / "configs/bbc_news.yaml"),
-            f"data.train_file={small_csvs / 'train.csv'}", f"data.validation_file={small_csvs / 'validation.csv'}",
-            f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review", "data.label_field=stars",
-            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}", "model.embedding.vectors=null",
-            "wandb.mode=offline", "name=same", *TINY, "trainer.max_epochs=1", "trainer.num_threads=1"]
-    procs = [subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [sys.executable, "-m", "textlstm", "train", "--config",
+            str(ROOT / "configs/bbc_news.yaml"),
+            f"data.train_file={small_csvs / 'train.csv'}",
+            f"data.validation_file={small_csvs / 'validation.csv'}",
+            f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+            "data.label_field=stars",
+            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+            "model.embedding.vectors=null",
+            "wandb.mode=offline", "name=same", *TINY, "trainer.max_epochs=1",
+            "trainer.num_threads=1"]
+    procs = [subprocess.Popen(args, env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):

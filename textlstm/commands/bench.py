@@ -200,14 +200,17 @@ def lstm_flop_fraction(net: TextClassifier, batches: list[dict], cfg, rounds: in
         out.backward(torch.ones_like(out))
     Bm, Tm = (int(np.median([b["ids"].shape[i] for b in batches])) for i in (0, 1))
     layer_ins = sorted({E} | ({H * dirs} if L > 1 else set()))
-    # FLOPs from the shapes, per GEMM kind: the limit is each at the rate torch.mm reaches on its shape
+    # FLOPs from the shapes, per GEMM kind: the limit is each at the rate torch.mm reaches on its
+    # shape
     flops_by: dict[tuple[int, str], float] = {}
     for b in batches:
         B, T = b["ids"].shape
         for layer in range(L):
             layer_in = E if layer == 0 else H * dirs
             for name, (m, k, n, times) in lstm_gemms(B, T, layer_in, H, gates).items():
-                flops_by[(layer_in, name)] = flops_by.get((layer_in, name), 0.0) + 2.0 * m * k * n * times * dirs
+                flops_by[(layer_in, name)] = (
+                    flops_by.get((layer_in, name), 0.0) + 2.0 * m * k * n * times * dirs
+                )
     flops = sum(flops_by.values())
     lstm_s, limit_s = [], []
     for _ in range(max(1, rounds)):
