@@ -50,7 +50,8 @@ def test_a_run_stores_its_temperature_and_every_reader_uses_it(tiny_run):
     T = metrics["calibration"]["temperature"]
     assert metrics["calibration"]["method"] == "temperature" and 0.05 <= T <= 20 and T != 1.0
     assert 0 <= metrics["test"]["ece"] <= 1 and 0 <= metrics["test"]["ece_uncalibrated"] <= 1
-    assert metrics["test"]["ece"] != metrics["test"]["ece_uncalibrated"]  # measured with T and without
+    # measured with T and without it
+    assert metrics["test"]["ece"] != metrics["test"]["ece_uncalibrated"]
     nll_ = metrics["calibration"]["validation_nll"]
     assert nll_["calibrated"] <= nll_["uncalibrated"] + 1e-9  # T minimises validation NLL
     pred = textlstm.load(tiny_run)
