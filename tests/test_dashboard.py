@@ -63,4 +63,6 @@ def test_tables_plots_images_and_artifact(offline, tiny_run):
 
     model = [a for a in s["artifacts"] if a["type"] == "model"]
     assert len(model) == 1
-    assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json", "config.yaml"}
+    # metrics.json carries what the loader reads besides weights: temperature, multi-label thresholds
+    assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json", "config.yaml",
+                                      "metrics.json"}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from textlstm.data.columns import column_array, matrix_column
+from textlstm.tracking.report import confusion_png, reliability_figure
 
 log = logging.getLogger("textlstm")
 
@@ -34,32 +35,6 @@ def predictions(pred, dm, split: str) -> dict:
     return {"probs": probs, "pred": probs.argmax(-1),
             "true": column_array(ds, "label_id"),
             "text": dm.tokens[split]["text"]}
-
-
-def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    size = 1.2 + 0.65 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def _names(hot, labels: list[str]) -> str:
@@ -113,8 +88,6 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
 
 def _reliability_png(calib: dict, run_dir: Path) -> str:
     import matplotlib.pyplot as plt
-
-    from textlstm.tracking.report import reliability_figure
 
     fig = reliability_figure(calib)
     path = run_dir / "reliability.png"

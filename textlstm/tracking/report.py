@@ -100,6 +100,32 @@ def reliability_figure(calib: dict):
     return fig
 
 
+def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    size = 1.2 + 0.65 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -248,8 +274,6 @@ def _confusion(r: dict, labels: list[str]) -> list[str]:
         return []
     cm_png = r["dir"] / "confusion_matrix.png"
     if not cm_png.is_file():
-        from textlstm.tracking.dashboard import confusion_png
-
         confusion_png(test["confusion_matrix"], labels, cm_png,
                       f"test confusion matrix (accuracy {test['accuracy']:.4f})")
     return ["<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion "
