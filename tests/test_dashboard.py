@@ -67,7 +67,7 @@ def test_tables_plots_images_and_artifact(offline, tiny_run):
     model = [a for a in s["artifacts"] if a["type"] == "model"]
     assert len(model) == 1
     assert set(model[0]["files"]) == {"checkpoints/best.ckpt", "vocab.json", "labels.json",
-                                      "config.yaml"}
+                                      "config.yaml", "metrics.json"}
     assert set(model[0]["aliases"]) >= {"best", "latest"}
     assert model[0]["metadata"]["labels"] == labels
 

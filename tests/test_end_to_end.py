@@ -53,7 +53,8 @@ def test_cli_predict_and_evaluate(tiny_run, small_csvs, tmp_path):
     code, out, err = run_cli("evaluate", tiny_run, "--data", small_csvs / "test.csv")
     assert code == 0, err
     report = json.loads(out)
-    assert set(report) == {"accuracy", "f1_macro", "loss", "per_class", "confusion_matrix"}
+    assert set(report) == {"accuracy", "f1_macro", "loss", "per_class", "confusion_matrix", "ece",
+                           "ece_uncalibrated"}
     # evaluating on the run's own test split gives metrics.json's test numbers
     code, out, err = run_cli("evaluate", tiny_run)
     assert code == 0, err

@@ -55,8 +55,9 @@ def cmd_train(args) -> int:
     if _is_rank_zero():
         t = json.loads((run_dir / "metrics.json").read_text())["test"]
         print(f"run directory: {run_dir}")
-        print(f"test: accuracy={t['accuracy']:.4f} f1_macro={t['f1_macro']:.4f} "
-              f"loss={t['loss']:.4f}")
+        keys = ("f1_micro", "f1_macro", "subset_accuracy") if "per_label" in t else ("accuracy",
+                                                                                     "f1_macro")
+        print("test: " + " ".join(f"{k}={t[k]:.4f}" for k in (*keys, "loss")))
     return 0
 
 
@@ -77,7 +78,7 @@ def cmd_predict(args) -> int:
     from textlstm.commands.predict import predict
 
     texts, overrides = _split_overrides(args.rest)
-    predict(args.run, texts, args.input, args.output, args.overwrite, overrides)
+    predict(args.run, texts, args.input, args.output, args.overwrite, overrides, args.min_labels)
     return 0
 
 
@@ -250,6 +251,9 @@ def _add_predict(sub) -> None:
                     help=".txt (a text per line), .csv or .jsonl file of texts")
     pr.add_argument("--output", "-o", default=None, help="write JSON lines here instead of stdout")
     pr.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    pr.add_argument("--min-labels", type=int, default=0, metavar="N",
+                    help="multi-label runs: answer at least N labels per text, the most probable "
+                         "first (1: the top label rather than an empty answer); default 0")
     pr.set_defaults(func=cmd_predict)
 
 

@@ -6,10 +6,11 @@ once into an Arrow cache, bucketed by length) or the streamed one (StreamingData
 from __future__ import annotations
 
 
-def make_datamodule(cfg, seed: int, vocab=None, labels=None):
-    """`cfg` is the config's `data` section."""
+def make_datamodule(cfg, seed: int, vocab=None, labels=None, task: str = "multiclass"):
+    """`cfg` is the config's `data` section; `task` the config's top-level `task`."""
     from textlstm.batches.datamodule import TextDataModule
     from textlstm.batches.streaming import StreamingDataModule
 
-    cls = StreamingDataModule if cfg.streaming else TextDataModule
-    return cls(cfg, seed=seed, vocab=vocab, labels=labels)
+    if cfg.streaming:  # config validation refuses streaming with task=multilabel
+        return StreamingDataModule(cfg, seed=seed, vocab=vocab, labels=labels)
+    return TextDataModule(cfg, seed=seed, vocab=vocab, labels=labels, task=task)

@@ -1,8 +1,9 @@
 """A batch: token ids padded to the longest text in the batch.
 
 A batch is a dict of plain tensors, `ids` (B, T) padded with 0, `lengths` (B,) and
-`labels` (B,). Packing (if any) happens inside the model, so no PackedSequence ever crosses
-the DataLoader.
+`labels`: (B,) class ids, or for a multi-label split (B, C) floats, 1.0 where a label
+applies. Packing (if any) happens inside the model, so no PackedSequence ever crosses the
+DataLoader.
 """
 
 from __future__ import annotations
@@ -21,4 +22,7 @@ def collate(examples: list[dict]) -> dict[str, torch.Tensor]:
     batch = {"ids": ids, "lengths": lengths}
     if "label_id" in examples[0]:
         batch["labels"] = torch.tensor([e["label_id"] for e in examples], dtype=torch.long)
+    elif "label_hot" in examples[0]:
+        # float targets: BCEWithLogitsLoss takes them as they are
+        batch["labels"] = torch.tensor([e["label_hot"] for e in examples], dtype=torch.float)
     return batch

@@ -17,6 +17,7 @@ from textlstm.batches.collate import collate
 from textlstm.batches.sampler import BucketBatchSampler
 from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, count_tokens, iter_column, token_counts
+from textlstm.data.multilabel import decode, label_set, multi_hot
 from textlstm.data.sources import EMBEDDED, SPLITS, load_splits, prepare_embedded
 from textlstm.tokens.tokenize import fingerprint, tokenize_splits
 from textlstm.tokens.vocab import Vocab
@@ -28,20 +29,26 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def check_labels(dd: DatasetDict, labels: list[str], train_name: str = "train") -> None:
+def check_labels(dd: DatasetDict, labels: list[str], train_name: str = "train",
+                 multilabel: bool = False) -> None:
     known = set(labels)
     for split in SPLITS:
         if split == "train" or split not in dd:
             continue
-        unseen = sorted(set(dd[split].unique("label")) - known)
+        found = dd[split].unique("label")
+        if multilabel:
+            found = [lab for s in found for lab in decode(s)]
+        unseen = sorted(set(found) - known)
         if unseen:
             shown = ", ".join(repr(u) for u in unseen[:5])
             raise UserError(f"the {split} split has label(s) {shown} that never occur in "
                             f"{train_name}; add training examples for them or drop those rows.")
 
 
-def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int) -> Dataset:
-    """tokens -> `ids` (int32, truncated to max_length), `length`, and `label_id` if labelled.
+def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int,
+           multilabel: bool = False) -> Dataset:
+    """tokens -> `ids` (int32, truncated to max_length), `length`, and `label_id` if labelled
+    (`multilabel`: `label_hot` instead, a 0/1 int8 per label in `labels` order).
 
     Vectorized in Arrow (a token's id is its position in the vocabulary, found by a hash
     lookup in C++): about 10x faster than a Python loop over the tokens of millions of texts.
@@ -63,14 +70,18 @@ def encode(ds: Dataset, vocab: Vocab, labels: list[str] | None, max_length: int)
         offsets = pa.array(np.concatenate([[0], np.cumsum(lengths.to_numpy(zero_copy_only=False))]),
                            pa.int32())
         out = {"ids": pa.ListArray.from_arrays(offsets, ids), "length": lengths}
-        if with_labels:
+        if with_labels and multilabel:
+            out["label_hot"] = multi_hot(table["label"].combine_chunks(), list(labels))
+        elif with_labels:
             out["label_id"] = pc.index_in(table["label"], value_set=label_set).cast(pa.int32())
         return pa.table(out)
 
+    label_feature = ({"label_hot": Sequence(Value("int8"), length=len(labels))} if multilabel
+                     else {"label_id": Value("int32")})
     features = Features({"ids": Sequence(Value("int32")), "length": Value("int32"),
-                         **({"label_id": Value("int32")} if with_labels else {})})
+                         **(label_feature if with_labels else {})})
     fp = fingerprint(ds._fingerprint, "encode-arrow", _digest(vocab.itos), _digest(labels),
-                     max_length, with_labels)
+                     max_length, with_labels, multilabel)
     return ds.with_format("arrow").map(fn, batched=True, batch_size=20_000,
                                        remove_columns=ds.column_names,
                                        features=features, new_fingerprint=fp,
@@ -81,10 +92,11 @@ class TextDataModule(L.LightningDataModule):
     """`cfg` is the config's `data` section. After `setup()`: `vocab`, `labels`, `splits`."""
 
     def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None,
-                 labels: list[str] | None = None):
+                 labels: list[str] | None = None, task: str = "multiclass"):
         super().__init__()
         self.cfg = cfg
         self.seed = seed
+        self.multilabel = task == "multilabel"
         self.vocab = vocab
         self.labels = labels
         self.splits: DatasetDict | None = None
@@ -103,7 +115,7 @@ class TextDataModule(L.LightningDataModule):
         if self.splits is not None:
             return
         t0 = time.perf_counter()
-        raw = load_splits(self.cfg)
+        raw = load_splits(self.cfg, self.multilabel)
         self.timings["load"] = time.perf_counter() - t0
         self._build(raw)
 
@@ -115,16 +127,19 @@ class TextDataModule(L.LightningDataModule):
         self.timings["tokenize"] = (t1 := time.perf_counter()) - t0
         self._drop_empty_training_texts()
         if self.labels is None:
-            self.labels = sorted(raw["train"].unique("label"))
+            self.labels = (label_set(raw["train"]) if self.multilabel
+                           else sorted(raw["train"].unique("label")))
         if len(self.labels) < 2:
-            raise UserError(f"the training split has only one label ({self.labels[0]!r}); "
+            only = repr(self.labels[0]) if self.labels else "none"
+            raise UserError(f"the training split has only one label ({only}); "
                             "a classifier needs at least two.")
-        check_labels(raw, self.labels, self._train_name)
+        check_labels(raw, self.labels, self._train_name, self.multilabel)
         if self.vocab is None:
             self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq,
                                            c.max_vocab_size)
         self.timings["vocab"] = (t2 := time.perf_counter()) - t1
-        self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length)
+        self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length,
+                                             self.multilabel)
                                    for s, d in self.tokens.items()})
         self.timings["encode"] = (t3 := time.perf_counter()) - t2
         self.stats = self._stats(raw)

@@ -24,19 +24,24 @@ def evaluate(run_dir: str | Path, data_file: str | None = None,
     pred = load(run_dir, overrides, device="cpu")
     cfg = pred.cfg
     set_threads(cfg.trainer.num_threads)
-    dm = make_datamodule(cfg.data, seed=cfg.seed, vocab=pred.vocab, labels=pred.labels)
+    multilabel = cfg.task == "multilabel"
+    dm = make_datamodule(cfg.data, seed=cfg.seed, vocab=pred.vocab, labels=pred.labels,
+                         task=cfg.task)
     if data_file is None:
         dm.prepare_data()
         dm.setup()
     else:
         ds = standardize(read_file(data_file), cfg.data.text_field, cfg.data.label_field,
-                         f"data file {data_file}")
-        check_labels(DatasetDict({"test": ds}), pred.labels)
+                         f"data file {data_file}",
+                         cfg.data.label_separator if multilabel else None)
+        check_labels(DatasetDict({"test": ds}), pred.labels, multilabel=multilabel)
         dm.splits = DatasetDict({"test": encode(tokenize_dataset(ds, cfg.data.lowercase),
                                                 pred.vocab,
-                                                pred.labels, cfg.data.max_length)})
-    model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim))
+                                                pred.labels, cfg.data.max_length, multilabel)})
+    model = LitTextClassifier(pred.net, pred.labels, dict(cfg.optim), task=cfg.task)
     model.temperature = pred.temperature  # the run's calibration: loss and ECE as predict sees them
+    if multilabel:  # the run's tuned thresholds: labels as predict gives them
+        model.thresholds = pred.thresholds
     t = cfg.trainer
     trainer = L.Trainer(accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
                         num_nodes=t.num_nodes,

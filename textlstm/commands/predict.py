@@ -18,9 +18,13 @@ from textlstm.serving.loader import load
 
 def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str | None = None,
             output: str | None = None, overwrite: bool = False,
-            overrides: list[str] | None = None) -> int:
+            overrides: list[str] | None = None, min_labels: int = 0) -> int:
     """Label `texts` or the texts of `input_file`; JSON lines to `output` or stdout. Returns the
-    number of texts labelled."""
+    number of texts labelled. `min_labels` (multi-label runs): at least that many labels per
+    text, the most probable ones filling up (a multi-class answer always has one)."""
+    if min_labels < 0:
+        raise UserError(f"--min-labels is {min_labels}; use 0 (labels at their thresholds only) "
+                        "or more.")
     if input_file and texts:
         raise UserError("predict takes texts or --input, not both; choose one.")
     if not input_file and not texts:
@@ -31,7 +35,7 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
                         "choose another name.")
     pred = load(run_dir, overrides)
     source = iter_texts(Path(input_file), pred.cfg.data.text_field) if input_file else texts
-    lines = _json_lines(pred.predict_stream(source))
+    lines = _json_lines(pred.predict_stream(source, min_labels=min_labels))
     n = 0
     if not output:
         for line in lines:

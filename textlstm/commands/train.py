@@ -44,7 +44,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     start = _starting_point(cfg)
     # data and model first: a mistake found here leaves no half-made run folder behind
     dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=start.vocab,
-                                       labels=start.labels)
+                                       labels=start.labels, task=cfg.task)
     dm.prepare_data()
     dm.setup()
     check_schedule(cfg, dm)
@@ -61,7 +61,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test, calibration)
     write_json(run_dir / runfolder.METRICS, metrics)
     pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu",
-                     temperature=model.temperature)
+                     temperature=model.temperature, thresholds=model.thresholds)
     write_run_outputs(wb, run_dir, dm, pred, metrics, best)
     return run_dir
 

@@ -27,6 +27,7 @@ from textlstm.core.errors import UserError
 EMBEDDED_SOURCES = ("bbc_news", "tweets_sentiment")
 CELLS = ("lstm", "gru", "peephole_lstm")
 POOLINGS = ("last", "max", "mean", "attention")
+TASKS = ("multiclass", "multilabel")
 
 
 # Every field carries a one-line `help` (metadata) that `textlstm train --help` prints under the
@@ -51,6 +52,9 @@ class DataConfig:
         "column (or JSON key) that holds the text in data files and hub data sets")})
     label_field: str = field(default="label", metadata={"help": (
         "column (or JSON key) that holds the label in data files and hub data sets")})
+    label_separator: str = field(default="|", metadata={"help": (
+        "task=multilabel: splits a label string into labels (sport|money); a JSON list "
+        "[\"sport\", \"money\"] is read as it is; an empty value means no label")})
     hf_splits: dict[str, str] = field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"},
         metadata={"help": (
@@ -151,11 +155,13 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": (
         "the classifier on top of the pooled vector")})
     class_weights: Any = field(default="none", metadata={"help": (
-        "loss weight per class: none | balanced (n / (classes x count)) | a list of one weight "
-        "per label (in labels.json order)")})
+        "loss weight per class: none | balanced (n / (classes x count); task=multilabel: BCE "
+        "pos_weight = negatives / positives per label) | a list of one weight per label (in "
+        "labels.json order)")})
     calibration: str = field(default="temperature", metadata={"help": (
         "probability calibration fitted on the validation split after training: temperature "
-        "(one temperature T, softmax(logits / T); the predicted label never changes) | none")})
+        "(one temperature T, softmax(logits / T); the predicted label never changes) | none; "
+        "task=multilabel always uses none (T = 1) and tunes per-label thresholds instead")})
 
 
 @dataclass
@@ -223,6 +229,10 @@ class WandbConfig:
 
 @dataclass
 class Config:
+    task: str = field(default="multiclass", metadata={"help": (
+        "multiclass: one label per text (softmax) | multilabel: any number of labels per text "
+        "(a sigmoid per label, decision thresholds tuned on validation; see "
+        "data.label_separator)")})
     seed: int = field(default=42, metadata={"help": (
         "random seed of weight initialization, shuffling and dropout")})
     name: str | None = field(default=None, metadata={"help": (
@@ -355,6 +365,13 @@ def validate(cfg: DictConfig) -> None:
     """Range and choice checks the type system cannot express."""
     d, m, e = cfg.data, cfg.model, cfg.model.encoder
     src = d.source
+    _check(cfg.task in TASKS, "task", f"is '{cfg.task}'; use multiclass or multilabel")
+    if cfg.task == "multilabel":
+        _check(d.label_separator != "", "data.label_separator",
+               "is empty; use one or more characters that no label name contains, e.g. '|'")
+        # the stream's label set comes from a sample, and its batches carry one label id each
+        _check(not d.streaming, "data.streaming",
+               "is not supported with task=multilabel yet; set data.streaming=false")
     _check(src in EMBEDDED_SOURCES or src == "files" or (src.startswith("hf:") and len(src) > 3),
            "data.source",
            f"is '{src}'; use one of {', '.join(EMBEDDED_SOURCES)}, files, hf:<name>[:<config>]")

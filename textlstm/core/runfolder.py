@@ -118,6 +118,27 @@ def load_temperature(run_dir: Path) -> float:
     return temperature
 
 
+def load_thresholds(run_dir: Path, labels: list[str]) -> list[float] | None:
+    """A multi-label run's per-label decision thresholds, in `labels` order (tuned on
+    validation when the run finished); None when metrics.json has none (a multi-class run, or
+    an unfinished one: 0.5 each)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")).get("thresholds")
+    except (ValueError, AttributeError):
+        raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.") from None
+    if saved is None:
+        return None
+    ok = isinstance(saved, dict) and all(
+        isinstance(saved.get(lab), int | float) and 0 < saved[lab] <= 1 for lab in labels)
+    if not ok:
+        raise UserError(f"{path} has thresholds that are not one number in (0, 1] per label of "
+                        f"{LABELS}; restore it from the original run.")
+    return [float(saved[lab]) for lab in labels]
+
+
 def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     ckpt = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
     if not ckpt.is_file():

@@ -26,6 +26,13 @@ def column_array(ds: Dataset, name: str) -> np.ndarray:
     return np.array(table.column(name).to_numpy())  # a writable copy (Arrow's view is read-only)
 
 
+def matrix_column(ds: Dataset, name: str) -> np.ndarray:
+    """A fixed-size list column (multi-label `label_hot`) as one (N, C) numpy array."""
+    col = ds.select_columns([name]).with_format("arrow")[:].column(name).combine_chunks()
+    width = col.type.list_size
+    return np.array(col.flatten().to_numpy(zero_copy_only=False)).reshape(-1, width)  # writable
+
+
 def arrow_batches(ds: Dataset, name: str, batch_size: int = 100_000):
     """A column as Arrow arrays of `batch_size` rows (no Python objects per row)."""
     for table in ds.select_columns([name]).with_format("arrow").iter(batch_size=batch_size):

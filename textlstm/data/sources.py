@@ -25,6 +25,7 @@ from textlstm.core.io import atomic_write, write_text
 from textlstm.data.columns import iter_column
 from textlstm.data.formats import loader_for
 from textlstm.data.hub import check_train_split, open_hub
+from textlstm.data.multilabel import canonical_cell, check_separator, rarest_label_strata
 
 SPLITS = ("train", "validation", "test")
 
@@ -193,8 +194,13 @@ def read_file(path: str | Path, cache_dir: str | None = None) -> Dataset:
     return ds
 
 
-def standardize(ds: Dataset, text_field: str, label_field: str | None, where: str) -> Dataset:
-    """Keep `text` (and `label`) as strings; name the existing columns if one is missing."""
+def standardize(ds: Dataset, text_field: str, label_field: str | None, where: str,
+                separator: str | None = None, check: bool = False) -> Dataset:
+    """Keep `text` (and `label`) as strings; name the existing columns if one is missing.
+
+    `separator` (task=multilabel): labels become canonical label-set strings (see
+    data/multilabel.py) and a row may have none; `check`: the training file, whose labels
+    are checked for a separator other than `separator`."""
     cols = ds.column_names
     wanted = [text_field] + ([label_field] if label_field else [])
     for field in wanted:
@@ -202,19 +208,24 @@ def standardize(ds: Dataset, text_field: str, label_field: str | None, where: st
             key = "data.text_field" if field == text_field else "data.label_field"
             raise UserError(f"{where} has no column '{field}' (columns: {', '.join(cols)}); "
                             f"set {key} to one of them.")
+    if label_field and separator is not None and check:
+        check_separator(ds, label_field, separator, where)
     keep = {text_field: "text", **({label_field: "label"} if label_field else {})}
     ds = ds.select_columns(list(keep))
 
-    def to_str(batch):
+    def to_str(batch, indices):
         out = {"text": [("" if t is None else str(t)) for t in batch[text_field]]}
-        if label_field:
-            out["label"] = [None if v is None or (isinstance(v,
-                                                             float) and v != v) else str(v).strip()
-                            for v in batch[label_field]]
+        if label_field and separator is not None:
+            out["label"] = [canonical_cell(v, separator, where, label_field, i)
+                            for v, i in zip(batch[label_field], indices, strict=True)]
+        elif label_field:
+            out["label"] = [None if v is None or (isinstance(v, float) and v != v)
+                            else str(v).strip() for v in batch[label_field]]
         return out
 
-    ds = ds.map(to_str, batched=True, remove_columns=list(keep), desc=None)
-    if label_field:
+    ds = ds.map(to_str, batched=True, with_indices=True, remove_columns=list(keep), desc=None,
+                features=_text_label_features(bool(label_field)))
+    if label_field and separator is None:
         labels = ds.with_format("arrow")[:]["label"]
         missing = len(labels) - (pc.sum(pc.not_equal(labels, "")).as_py() or 0)
         if missing:
@@ -223,12 +234,21 @@ def standardize(ds: Dataset, text_field: str, label_field: str | None, where: st
     return ds
 
 
-def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed) -> DatasetDict:
-    """Make the missing evaluation splits from train (stratified, duplicates grouped)."""
+def _text_label_features(with_label: bool):
+    from datasets import Features
+
+    return Features({"text": _string(), **({"label": _string()} if with_label else {})})
+
+
+def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed,
+                   multilabel: bool = False) -> DatasetDict:
+    """Make the missing evaluation splits from train (stratified, duplicates grouped;
+    multi-label rows are stratified by their rarest label)."""
     need_val, need_test = "validation" not in dd, "test" not in dd
     if need_val or need_test:
         train = dd["train"]
-        idx = stratified_split(iter_column(train, "text"), iter_column(train, "label"),
+        strata = rarest_label_strata(train) if multilabel else iter_column(train, "label")
+        idx = stratified_split(iter_column(train, "text"), strata,
                                val_frac if need_val else 0.0, test_frac if need_test else 0.0, seed)
         if need_val:
             dd["validation"] = train.select(idx["validation"])
@@ -241,7 +261,7 @@ def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed) -> Dataset
     return DatasetDict({s: dd[s] for s in SPLITS})
 
 
-def load_hub(name: str, cfg) -> dict[str, Dataset]:
+def load_hub(name: str, cfg, multilabel: bool = False) -> dict[str, Dataset]:
     """`hf:<name>[:<config>]` from the Hugging Face hub (needs network, or a local hub cache)."""
     raw = open_hub(name, cache_dir_for(cfg))
     out = {}
@@ -256,6 +276,15 @@ def load_hub(name: str, cfg) -> dict[str, Dataset]:
         out = {s: d.map(lambda b: {field: feat.int2str(b[field])}, batched=True,
                         features=d.features.copy() | {field: _string()})
                for s, d in out.items()}
+    inner = getattr(feat, "feature", None)
+    if multilabel and inner is not None and hasattr(inner, "int2str"):
+        # a multi-label hub set stores a list of ClassLabel ids per row: names instead
+        from datasets import Sequence
+
+        field = cfg.label_field
+        out = {s: d.map(lambda b: {field: [inner.int2str(ids) for ids in b[field]]},
+                        batched=True, features=d.features.copy() | {field: Sequence(_string())})
+               for s, d in out.items()}
     return out
 
 
@@ -269,22 +298,30 @@ def cache_dir_for(cfg) -> str:
     return str(Path(cfg.data_dir) / "cache" / "hf")
 
 
-def load_splits(cfg) -> DatasetDict:
-    """`cfg` is the `data` section of the config. Returns train/validation/test with text+label."""
+def load_splits(cfg, multilabel: bool = False) -> DatasetDict:
+    """`cfg` is the `data` section of the config. Returns train/validation/test with text+label
+    (`multilabel`: label-set strings, see data/multilabel.py)."""
     src = cfg.source
     cache = cache_dir_for(cfg)
+    sep = cfg.label_separator if multilabel else None
     if src in EMBEDDED:
         folder = prepare_embedded(src, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction,
                                   cfg.split_seed)
-        return DatasetDict({s: read_file(folder / f"{s}.jsonl", cache) for s in SPLITS})
+        dd = {s: read_file(folder / f"{s}.jsonl", cache) for s in SPLITS}
+        if multilabel:  # one label per row, as a label set
+            dd = {s: standardize(d, "text", "label", f"the {s} split", sep) for s, d in dd.items()}
+        return DatasetDict(dd)
     if src == "files":
         raw = {}
         for split in SPLITS:
             path = cfg.get(f"{split}_file")
             if path:
                 ds = read_file(path, cache)
-                raw[split] = standardize(ds, cfg.text_field, cfg.label_field, f"data file {path}")
+                raw[split] = standardize(ds, cfg.text_field, cfg.label_field, f"data file {path}",
+                                         sep, check=split == "train")
     else:
-        raw = {s: standardize(d, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'")
-               for s, d in load_hub(src, cfg).items()}
-    return _split_missing(raw, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed)
+        raw = {s: standardize(d, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'", sep,
+                              check=s == "train")
+               for s, d in load_hub(src, cfg, multilabel).items()}
+    return _split_missing(raw, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed,
+                          multilabel)

@@ -46,7 +46,10 @@ def explain(pred: Predictor, text: str, label: str | None = None,
     ids = torch.tensor([pred.vocab.encode(tokens)], device=pred.device)  # (1, T)
     lengths = torch.tensor([ids.size(1)], device=pred.device)
     row = pred.predict([text])[0]
-    target = label if label is not None else row["label"]
+    # multi-label: the most probable label (the answer may hold several, or none)
+    top = row["label"] if "label" in row else max(row["probabilities"],
+                                                  key=row["probabilities"].get)
+    target = label if label is not None else top
     if target not in pred.labels:
         from textlstm.core.errors import UserError
 

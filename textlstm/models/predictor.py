@@ -22,10 +22,14 @@ class Predictor:
 
     def __init__(self, net: TextClassifier, vocab: Vocab, labels: list[str], cfg: DictConfig,
                  run_dir: Path | None = None, device: str | torch.device = "cpu",
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, thresholds: list[float] | None = None):
         self.net = net.train(False).to(device)
         # calibration: probabilities are softmax(logits / temperature); labels never change
         self.temperature = float(temperature)
+        # task=multilabel: a sigmoid per label, and a label applies from its threshold up
+        self.multilabel = cfg.get("task", "multiclass") == "multilabel"
+        self.thresholds = (list(thresholds) if thresholds is not None
+                           else [0.5] * len(labels))
         self.vocab, self.labels, self.cfg, self.run_dir = vocab, labels, cfg, run_dir
         self.device = torch.device(device)
 
@@ -44,7 +48,8 @@ class Predictor:
 
     @torch.inference_mode()
     def proba_from_ids(self, ids: list[list[int]], batch_size: int | None = None) -> torch.Tensor:
-        """(N, C) probabilities for already-encoded texts, in input order."""
+        """(N, C) probabilities for already-encoded texts, in input order (multi-label: each
+        label's own sigmoid probability, so a row need not sum to 1)."""
         bs = batch_size or self.cfg.data.eval_batch_size
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         probs = torch.empty(len(ids), len(self.labels))
@@ -52,11 +57,19 @@ class Predictor:
             chunk = order[s : s + bs]
             batch = collate([{"ids": ids[i]} for i in chunk])
             logits = self.net(batch["ids"].to(self.device), batch["lengths"].to(self.device))
-            probs[chunk] = (logits.float() / self.temperature).softmax(-1).cpu()
+            scaled = logits.float() / self.temperature  # (B, C)
+            probs[chunk] = (scaled.sigmoid() if self.multilabel else scaled.softmax(-1)).cpu()
         return probs
 
-    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None) -> list[dict]:
-        """One dict per text: {"label": str, "probabilities": {label: p}}."""
+    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None,
+                min_labels: int = 0) -> list[dict]:
+        """One dict per text: {"label": str, "probabilities": {label: p}}; for a multi-label
+        run {"labels": [...], "probabilities": {label: p}}, the labels at or above their
+        thresholds, most probable first. `min_labels` (multi-label): answer at least that many
+        labels, topping up with the most probable ones (1: never an empty answer)."""
+        if isinstance(min_labels, bool) or not isinstance(min_labels, int) or min_labels < 0:
+            raise UserError(f"min_labels is {min_labels!r}; use a whole number of labels, 0 or "
+                            "more.")
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -65,20 +78,24 @@ class Predictor:
         probs = self.predict_proba(texts, batch_size)
         out = []
         for row in probs.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            out.append({"label": self.labels[best],
-                        "probabilities": {lab: round(p, 6)
-                                          for lab, p in zip(self.labels, row, strict=True)}})
+            shown = {lab: round(p, 6) for lab, p in zip(self.labels, row, strict=True)}
+            ranked = sorted(range(len(row)), key=lambda i: -row[i])
+            if not self.multilabel:
+                out.append({"label": self.labels[ranked[0]], "probabilities": shown})
+                continue
+            chosen = [i for i in ranked if row[i] >= self.thresholds[i]]
+            chosen += [i for i in ranked if i not in chosen][: max(0, min_labels - len(chosen))]
+            out.append({"labels": [self.labels[i] for i in chosen], "probabilities": shown})
         return out
 
-    def predict_stream(self, texts: Iterable[str],
-                       chunk_size: int = 8192) -> Iterator[tuple[str, dict]]:
+    def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192,
+                       min_labels: int = 0) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
         buf: list[str] = []
         for t in texts:
             buf.append(t)
             if len(buf) >= chunk_size:
-                yield from zip(buf, self.predict(buf), strict=True)
+                yield from zip(buf, self.predict(buf, min_labels=min_labels), strict=True)
                 buf = []
         if buf:
-            yield from zip(buf, self.predict(buf), strict=True)
+            yield from zip(buf, self.predict(buf, min_labels=min_labels), strict=True)

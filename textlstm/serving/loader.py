@@ -27,7 +27,8 @@ def load(run_dir: str | Path, overrides: list[str] | None = None, which: str = "
     net = network_from_checkpoint(checkpoint, len(vocab), len(labels), cfg.model, str(run_dir))
     if device is None:
         device = _device_for(cfg.trainer.accelerator)
-    return Predictor(net, vocab, labels, cfg, run_dir, device, runfolder.load_temperature(run_dir))
+    return Predictor(net, vocab, labels, cfg, run_dir, device, runfolder.load_temperature(run_dir),
+                     runfolder.load_thresholds(run_dir, labels))
 
 
 def _device_for(accelerator: str) -> str:

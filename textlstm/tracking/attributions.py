@@ -10,6 +10,11 @@ import logging
 log = logging.getLogger("textlstm")
 
 
+def shown(labels) -> str:
+    """A label, or a multi-label answer (a list) as its labels joined."""
+    return ", ".join(labels) if isinstance(labels, list) else str(labels)
+
+
 def shade_html(tokens: list[str], scores: list[float]) -> str:
     """Tokens in text order, green where they pushed towards the label, red where against;
     the strongest token is fully saturated. Each token's score is in its tooltip."""
@@ -71,7 +76,8 @@ def explain_errors(pred, errors: list[dict], steps: int = 32) -> list[dict]:
     out = []
     for e in errors:
         try:
-            r = explain(pred, e["text"], e["predicted"], steps)
+            # multi-label: the label the model got most wrong, not the predicted set
+            r = explain(pred, e["text"], e.get("explained", e["predicted"]), steps)
             out.append(e | {"tokens": r["tokens"], "attributions": r["attributions"]})
         except Exception as ex:  # an explanation must never cost the user a finished run
             log.warning("attributions skipped for one error: %s", ex)
@@ -90,7 +96,7 @@ def log_error_attributions(wb, errors: list[dict]) -> None:
                                  "attribution"])
     for e in rows:
         top = sorted(zip(e["tokens"], e["attributions"], strict=True), key=lambda ta: -ta[1])[:5]
-        table.add_data(e["text"][:500], e["true"], e["predicted"], e["confidence"],
+        table.add_data(e["text"][:500], shown(e["true"]), shown(e["predicted"]), e["confidence"],
                        ", ".join(f"{t} ({a:+.2f})" for t, a in top),
                        wandb.Html(shade_html(e["tokens"], e["attributions"])))
     wb.experiment.log({"test/mistake_attributions": table})

@@ -3,7 +3,9 @@
 A user opening the project should see, without reading logs: the data set (sizes, class balance,
 token lengths, vocabulary, OOV), per-class test metrics, the confusion matrix (W&B's plot and a
 PNG), precision-recall curves, the predictions with the mistakes first, and the best checkpoint
-with its vocabulary and labels as an artifact that `textlstm.load` can use.
+with its vocabulary and labels as an artifact that `textlstm.load` can use. A multi-label run
+gets a per-label table (with AUROC and each label's threshold) instead of the per-class table
+and the confusion matrix, which mean nothing when a text may have several labels or none.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textlstm.data.columns import column_array
+from textlstm.data.columns import column_array, matrix_column
+from textlstm.tracking.report import confusion_png, reliability_figure
 
 log = logging.getLogger("textlstm")
 
@@ -21,42 +24,33 @@ MAX_PREDICTION_ROWS = 500  # per split: mistakes first, then the least confident
 
 
 def predictions(pred, dm, split: str) -> dict:
-    """Probabilities, predicted and true label ids, and texts for one split, in split order."""
+    """Probabilities, predicted and true label ids, and texts for one split, in split order.
+    Multi-label: `pred` and `true` are (N, C) 0/1, predicted at the run's thresholds."""
     ds = dm.splits[split]
-    probs = pred.proba_from_ids([list(x) for x in ds["ids"]])  # (N, C)
-    return {"probs": probs.numpy(), "pred": probs.argmax(-1).numpy(),
+    probs = pred.proba_from_ids([list(x) for x in ds["ids"]]).numpy()  # (N, C)
+    if pred.multilabel:
+        hot = (probs >= np.asarray(pred.thresholds)).astype(np.int8)  # (N, C)
+        return {"probs": probs, "pred": hot, "true": matrix_column(ds, "label_hot"),
+                "text": dm.tokens[split]["text"]}
+    return {"probs": probs, "pred": probs.argmax(-1),
             "true": column_array(ds, "label_id"),
             "text": dm.tokens[split]["text"]}
 
 
-def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    size = 1.2 + 0.65 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def _names(hot, labels: list[str]) -> str:
+    return ", ".join(lab for lab, h in zip(labels, hot, strict=True) if h)
 
 
 def prediction_rows(p: dict, labels: list[str], split: str,
                     cap: int = MAX_PREDICTION_ROWS) -> list[list]:
+    if p["true"].ndim == 2:  # multi-label: a row is wrong unless its whole label set is
+        wrong = (p["pred"] != p["true"]).any(1)
+        conf = np.abs(p["probs"] - 0.5).min(1) + 0.5  # how sure of its least sure label
+        order = sorted(range(len(wrong)),
+                       key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+        return [[split, p["text"][i][:500], _names(p["true"][i], labels),
+                 _names(p["pred"][i], labels), bool(not wrong[i]),
+                 *[round(float(x), 4) for x in p["probs"][i]]] for i in order]
     wrong = p["pred"] != p["true"]
     conf = p["probs"].max(1)
     # mistakes first (most confident mistakes at the top), then correct ones, least confident first
@@ -72,11 +66,16 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
     torchmetrics (wandb.plot.pr_curve would pull in scikit-learn); thinned to `points` each."""
     import torch
     import wandb
-    from torchmetrics.functional.classification import multiclass_precision_recall_curve
+    from torchmetrics.functional.classification import (
+        multiclass_precision_recall_curve,
+        multilabel_precision_recall_curve,
+    )
 
-    precision, recall, _ = multiclass_precision_recall_curve(torch.from_numpy(p["probs"]),
-                                                             torch.from_numpy(p["true"]).long(),
-                                                             len(labels))
+    probs, true = torch.from_numpy(p["probs"]), torch.from_numpy(p["true"]).long()
+    if true.ndim == 2:  # multi-label: each label's own sigmoid against its presence
+        precision, recall, _ = multilabel_precision_recall_curve(probs, true, len(labels))
+    else:
+        precision, recall, _ = multiclass_precision_recall_curve(probs, true, len(labels))
     xs, ys = [], []
     for pr, rc in zip(precision, recall, strict=True):
         keep = np.unique(np.linspace(0, len(rc) - 1, min(points, len(rc))).astype(int))
@@ -90,13 +89,50 @@ def pr_curves(p: dict, labels: list[str], points: int = 100):
 def _reliability_png(calib: dict, run_dir: Path) -> str:
     import matplotlib.pyplot as plt
 
-    from textlstm.tracking.report import reliability_figure
-
     fig = reliability_figure(calib)
     path = run_dir / "reliability.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return str(path)
+
+
+def _label_counts(ds, n: int, multilabel: bool) -> tuple[np.ndarray, int]:
+    """Texts per label (a multi-label text counts once for each of its labels) and texts."""
+    if multilabel:
+        hot = matrix_column(ds, "label_hot")  # (N, C)
+        return hot.sum(0), len(hot)
+    ids = column_array(ds, "label_id")
+    return np.bincount(ids, minlength=n), len(ids)
+
+
+def _per_class_items(test: dict, labels: list[str], pt: dict, run_dir: Path) -> dict:
+    """Multi-class: the per-class table and the confusion matrix (W&B's plot and a PNG)."""
+    import wandb
+
+    per_class = wandb.Table(columns=["label", "precision", "recall", "f1", "support"])
+    for lab in labels:
+        r = test["per_class"][lab]
+        per_class.add_data(lab, r["precision"], r["recall"], r["f1"], r["support"])
+    png = confusion_png(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
+                        f"test confusion matrix (accuracy {test['accuracy']:.4f})")
+    return {"test/per_class": per_class,
+            "test/confusion_matrix": wandb.plot.confusion_matrix(
+                y_true=pt["true"].tolist(), preds=pt["pred"].tolist(), class_names=labels,
+                title="test confusion matrix"),
+            "test/confusion_matrix_png": wandb.Image(str(png))}
+
+
+def _per_label_items(test: dict, thresholds: dict) -> dict:
+    """Multi-label: the per-label table with each label's decision threshold. A confusion
+    matrix has no meaning when a text may have several labels or none, so there is none."""
+    import wandb
+
+    table = wandb.Table(columns=["label", "precision", "recall", "f1", "support", "auroc",
+                                 "threshold"])
+    for lab, r in test["per_label"].items():
+        table.add_data(lab, r["precision"], r["recall"], r["f1"], r["support"], r["auroc"],
+                       thresholds.get(lab))
+    return {"test/per_label": table}
 
 
 def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | None,
@@ -111,45 +147,35 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
     run.summary.update(card)
     balance = wandb.Table(columns=["split", "label", "count", "share"])
     for split in ("train", "validation", "test"):
-        counts = np.bincount(column_array(dm.splits[split], "label_id"), minlength=len(labels))
+        counts, rows = _label_counts(dm.splits[split], len(labels), pred.multilabel)
         for lab, c in zip(labels, counts, strict=True):
-            balance.add_data(split, lab, int(c), round(float(c) / max(1, counts.sum()), 4))
+            balance.add_data(split, lab, int(c), round(float(c) / max(1, rows), 4))
     lengths = column_array(dm.splits["train"], "length")
     run.log({"data/class_balance": balance,
              "data/train_token_length": wandb.Histogram(lengths, num_bins=40)})
 
     # ---- test: per-class metrics, confusion matrix, PR curves; predictions of validation and test
     test = metrics["test"]
-    per_class = wandb.Table(columns=["label", "precision", "recall", "f1", "support"])
-    for lab in labels:
-        r = test["per_class"][lab]
-        per_class.add_data(lab, r["precision"], r["recall"], r["f1"], r["support"])
     pt = test_preds if test_preds is not None else predictions(pred, dm, "test")
     pv = predictions(pred, dm, "validation")
-    png = confusion_png(test["confusion_matrix"], labels, run_dir / "confusion_matrix.png",
-                        f"test confusion matrix (accuracy {test['accuracy']:.4f})")
     rows = prediction_rows(pt, labels, "test") + prediction_rows(pv, labels, "validation")
     table = wandb.Table(columns=["split", "text", "true", "predicted", "correct",
                                  *[f"p_{lab}" for lab in labels]],
                         data=rows)
     run.log({
-        "test/per_class": per_class,
-        "test/confusion_matrix": wandb.plot.confusion_matrix(y_true=pt["true"].tolist(),
-                                                             preds=pt["pred"].tolist(),
-                                                             class_names=labels, title="test "
-                                                                                       "confusion "
-                                                                                       "matrix"),
-        "test/confusion_matrix_png": wandb.Image(str(png)),
+        **(_per_label_items(test, metrics.get("thresholds") or {}) if pred.multilabel
+           else _per_class_items(test, labels, pt, run_dir)),
         "test/pr_curve": pr_curves(pt, labels),
         **({"test/reliability": wandb.Image(_reliability_png(metrics["calibration"], run_dir))}
-           if metrics.get("calibration") else {}),
+           if "reliability" in (metrics.get("calibration") or {}) else {}),
         "predictions": table,
     })
 
     # ---- the best checkpoint with what it takes to load it
     if best_ckpt:
         art = wandb.Artifact(f"model-{run.id}", type="model",
-                             metadata={"test_accuracy": test["accuracy"],
+                             metadata={"test_accuracy": test.get("accuracy",
+                                                                 test.get("subset_accuracy")),
                                        "test_f1_macro": test["f1_macro"],
                                        "labels": labels},
                              description="best checkpoint (val macro-F1) + vocab.json + "

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from textlstm.core.errors import UserError
+from textlstm.data.multilabel import canonical
 from textlstm.models.cells import ReferenceLSTM
 from textlstm.models.predictor import Predictor
 from textlstm.tokens.tokenize import tokenize_texts
@@ -48,8 +49,10 @@ def trace(pred: Predictor, text: str) -> dict:
     top = f"l{ref.num_layers - 1}"
     dirs = [d for d in ("forward", "backward") if (top, d) in rec]
     probs = pred.predict([text])[0]
+    # a multi-label answer is a set (possibly empty): shown as its labels joined
+    label = probs["label"] if "label" in probs else ", ".join(probs["labels"]) or "(none)"
     return {
-        "tokens": tokens, "label": probs["label"], "probabilities": probs["probabilities"],
+        "tokens": tokens, "label": label, "probabilities": probs["probabilities"],
         "max_abs_diff": max_diff, "layer": top,
         # each gate map is (H, T)
         "gates": {d: {k: rec[(top, d)][k][0].float().T for k in ("i", "f", "o", "c")}
@@ -119,7 +122,8 @@ def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[st
     if pred.cfg.model.encoder.cell not in ("lstm", "peephole_lstm") or not texts:
         return []
     short = [" ".join(t[:max_tokens]) for t in tokenize_texts(texts[:200], lowercase=False)]
-    guesses = [p["label"] for p in pred.predict(short)]
+    # multi-label truths are canonical label-set strings: compare the answers in that form
+    guesses = [p["label"] if "label" in p else canonical(p["labels"]) for p in pred.predict(short)]
     order = sorted(range(len(short)), key=lambda i: (guesses[i] == labels[i], i))[:n]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths, captions = [], []

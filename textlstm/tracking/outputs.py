@@ -47,10 +47,12 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
             log_error_attributions(wb, errors)
         except Exception as e:
             log.warning("W&B attribution table skipped: %s", e)
+        keys = ("f1_micro", "f1_macro", "f1_samples", "hamming_loss", "subset_accuracy", "loss",
+                "accuracy")  # multi-label scores first; a multi-class run has accuracy instead
         wb.experiment.summary.update({f"{split}/{k}": metrics[split][k]
                                       for split in ("validation", "test")
-                                      for k in ("accuracy", "f1_macro", "loss")})
-        if metrics.get("calibration"):
+                                      for k in keys if k in metrics[split]})
+        if "ece" in metrics["test"]:
             test, calib = metrics["test"], metrics["calibration"]
             wb.experiment.summary.update({"test/ece": test["ece"],
                                           "test/ece_uncalibrated": test["ece_uncalibrated"],

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from textlstm.core.errors import UserError
-from textlstm.tracking.attributions import shade_html
+from textlstm.tracking.attributions import shade_html, shown
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -100,6 +100,32 @@ def reliability_figure(calib: dict):
     return fig
 
 
+def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    size = 1.2 + 0.65 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _png_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -128,23 +154,25 @@ def curves_svg(runs: list[tuple[str, list[dict], int]], panels: list[tuple[str, 
     return _fig_to_svg(fig)
 
 
-def per_class_svg(test: dict) -> str:
+def per_class_svg(rows: dict) -> str:
+    """Bars of precision, recall and F1 per label; `rows`: metrics.json's test.per_class (or
+    a multi-label run's test.per_label)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = list(test["per_class"])
+    labels = list(rows)
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(labels)), 3))
     for k, (metric, off) in enumerate((("precision", -0.27), ("recall", 0.0), ("f1", 0.27))):
-        ax.bar(x + off, [test["per_class"][lab][metric] for lab in labels], width=0.26,
+        ax.bar(x + off, [rows[lab][metric] for lab in labels], width=0.26,
                label=metric, color=f"C{k}")
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8, ncol=3, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("test: per-class precision / recall / F1", fontsize=10)
+    ax.set_title("test: per-label precision / recall / F1", fontsize=10)
     fig.tight_layout()
     return _fig_to_svg(fig)
 
@@ -180,64 +208,113 @@ def _page(title: str, body: list[str]) -> str:
             f"</title><style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
+# metrics.json keys of the results table: (key, heading)
+RESULTS = {
+    "multiclass": (("accuracy", "accuracy"), ("f1_macro", "macro-F1"), ("loss", "loss")),
+    "multilabel": (("f1_micro", "micro-F1"), ("f1_macro", "macro-F1"),
+                   ("f1_samples", "samples-F1"), ("subset_accuracy", "subset accuracy"),
+                   ("hamming_loss", "Hamming loss"), ("loss", "loss")),
+}
+
+
+def _results(m: dict) -> list[str]:
+    cols = RESULTS[m.get("task", "multiclass")]
+    out = ["<h2>Results</h2><table><tr><th class=\"l\">split</th>"
+           + "".join(f"<th>{head}</th>" for _, head in cols) + "</tr>"]
+    for split in ("validation", "test"):
+        cells = "".join(f"<td>{m[split][k]:.4f}</td>" if k in m[split] else "<td></td>"
+                        for k, _ in cols)
+        out.append(f"<tr><td class=\"l\">{split}</td>{cells}</tr>")
+    out.append("</table>")
+    if m.get("task") == "multilabel":
+        out.append("<p class=\"muted\">multi-label: validation at a 0.5 threshold per label "
+                   f"(macro-F1 {m['validation']['f1_macro_tuned']:.4f} at the tuned ones), test "
+                   "at each label's threshold tuned on validation; probabilities are not "
+                   "temperature-scaled.</p>")
+    return out
+
+
+def _calibration(m: dict) -> list[str]:
+    c, test = m.get("calibration"), m["test"]
+    if not c or "reliability" not in c:  # multi-label runs, and runs made before calibration
+        return []
+    return [f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
+            f"on the validation split ({c['method']}); expected calibration error "
+            f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).</p>"
+            f"<figure id=\"reliability\">{_fig_to_svg(reliability_figure(c))}</figure>"]
+
+
+def _per_class(m: dict, labels: list[str]) -> list[str]:
+    """Per class (multi-class) or per label (multi-label: with AUROC and the threshold)."""
+    test = m["test"]
+    multilabel = "per_label" in test
+    rows = test["per_label"] if multilabel else test["per_class"]
+    thresholds = m.get("thresholds") or {}
+    extra = "<th>AUROC</th><th>threshold</th>" if multilabel else ""
+    out = [f"<h2>Per {'label' if multilabel else 'class'} (test)</h2><div class=\"grid\"><div "
+           "class=\"card\"><table><tr><th class=\"l\">label</th><th>precision</th><th>recall"
+           f"</th><th>F1</th><th>support</th>{extra}</tr>"]
+    for lab in labels:
+        c = rows[lab]
+        more = ""
+        if multilabel:
+            auroc = "" if c["auroc"] is None else f"{c['auroc']:.3f}"
+            more = f"<td>{auroc}</td><td>{thresholds.get(lab, 0.5):.2f}</td>"
+        out.append(f"<tr><td class=\"l\">{_e(lab)}</td><td>{c['precision']:.3f}</td>"
+                   f"<td>{c['recall']:.3f}</td><td>{c['f1']:.3f}</td><td>{c['support']}</td>"
+                   f"{more}</tr>")
+    out.append(f"</table></div><figure id=\"per-class\" class=\"card\">{per_class_svg(rows)}"
+               "</figure></div>")
+    return out
+
+
+def _confusion(r: dict, labels: list[str]) -> list[str]:
+    test = r["metrics"]["test"]
+    if "confusion_matrix" not in test:  # multi-label: no confusion matrix
+        return []
+    cm_png = r["dir"] / "confusion_matrix.png"
+    if not cm_png.is_file():
+        confusion_png(test["confusion_matrix"], labels, cm_png,
+                      f"test confusion matrix (accuracy {test['accuracy']:.4f})")
+    return ["<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion "
+            f"matrix\" src=\"{_png_uri(cm_png)}\"></figure>"]
+
+
+def _errors(errors: list[dict]) -> list[str]:
+    out = ["<h2>Worst errors (test)</h2><p class=\"muted\">the first ones shaded by "
+           "integrated gradients: green pushed towards the wrong label, red against it</p>"]
+    if not errors:
+        return out + ["<p class=\"muted\">no test errors recorded.</p>"]
+    out.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th "
+               "class=\"l\">predicted</th><th>confidence</th></tr>")
+    for e in errors:
+        # explained errors show their tokens shaded by what pushed towards the wrong label
+        text = (shade_html(e["tokens"], e["attributions"]) if "attributions" in e
+                else _e(e["text"][:300]))
+        out.append(f"<tr><td class=\"l\">{text}</td><td class=\"l "
+                   f"good\">{_e(shown(e['true']))}</td><td class=\"l bad\">"
+                   f"{_e(shown(e['predicted']))}</td><td>{e['confidence']:.3f}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """report.html for one run (default: inside the run directory)."""
     r = _load_run(Path(run_dir))
-    m, test = r["metrics"], r["metrics"]["test"]
+    m = r["metrics"]
     labels = m["data"]["labels"]
     body = [f"<h1>textlstm run {_e(r['name'])}</h1>",
             f"<p class=\"muted\">data set {_e(m['data']['name'])}: {m['data']['train_size']} / "
             f"{m['data']['validation_size']} / {m['data']['test_size']} texts, vocabulary "
             f"{m['data']['vocab_size']}, {m['train']['epochs']} epochs in {m['train']['seconds']} "
             f"s (best epoch {m['train']['best_epoch']})</p>",
-            "<h2>Results</h2><table><tr><th class=\"l\">split</th><th>accuracy</th><th>macro-F1"
-            "</th><th>loss</th></tr>"]
-    for split in ("validation", "test"):
-        v = m[split]
-        body.append(f"<tr><td class=\"l\">{split}</td><td>{v['accuracy']:.4f}</td>"
-                    f"<td>{v['f1_macro']:.4f}</td><td>{v['loss']:.4f}</td></tr>")
-    body.append("</table>")
-    if m.get("calibration"):
-        c = m["calibration"]
-        body.append(f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
-                    f"on the validation split ({c['method']}); expected calibration error "
-                    f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).</p>"
-                    f"<figure id=\"reliability\">{_fig_to_svg(reliability_figure(c))}</figure>")
-    curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"])], PANELS)
+            *_results(m), *_calibration(m)]
+    panels = PANELS if m.get("task") != "multilabel" else [
+        *PANELS[:3], ("val/subset_accuracy", "validation subset accuracy", "epoch")]
+    curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"])], panels)
     body.append(f"<h2>Training curves</h2><figure id=\"curves\">{curves}"
                 "<figcaption>per epoch, from logs/metrics.csv</figcaption></figure>")
-    body.append("<h2>Per class (test)</h2><div class=\"grid\"><div class=\"card\"><table><tr><th "
-                "class=\"l\">label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>"
-                "</tr>")
-    for lab in labels:
-        c = test["per_class"][lab]
-        body.append(f"<tr><td class=\"l\">{_e(lab)}</td><td>{c['precision']:.3f}</td>"
-                    f"<td>{c['recall']:.3f}</td><td>{c['f1']:.3f}</td><td>{c['support']}</td></tr>")
-    body.append(f"</table></div><figure id=\"per-class\" class=\"card\">{per_class_svg(test)}"
-                "</figure></div>")
-    cm_png = r["dir"] / "confusion_matrix.png"
-    if not cm_png.is_file():
-        from textlstm.tracking.dashboard import confusion_png
-
-        confusion_png(test["confusion_matrix"], labels, cm_png,
-                      f"test confusion matrix (accuracy {test['accuracy']:.4f})")
-    body.append("<h2>Confusion matrix (test)</h2><figure id=\"confusion\"><img alt=\"confusion "
-                f"matrix\" src=\"{_png_uri(cm_png)}\"></figure>")
-    body.append("<h2>Worst errors (test)</h2><p class=\"muted\">the first ones shaded by "
-                "integrated gradients: green pushed towards the wrong label, red against it</p>")
-    if r["errors"]:
-        body.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th "
-                    "class=\"l\">predicted</th><th>confidence</th></tr>")
-        for e in r["errors"]:
-            # explained errors show their tokens shaded by what pushed towards the wrong label
-            text = (shade_html(e["tokens"], e["attributions"]) if "attributions" in e
-                    else _e(e["text"][:300]))
-            body.append(f"<tr><td class=\"l\">{text}</td><td class=\"l "
-                        f"good\">{_e(e['true'])}</td><td class=\"l bad\">{_e(e['predicted'])}</td>"
-                        f"<td>{e['confidence']:.3f}</td></tr>")
-        body.append("</table>")
-    else:
-        body.append("<p class=\"muted\">no test errors recorded.</p>")
+    body += _per_class(m, labels) + _confusion(r, labels) + _errors(r["errors"])
     gates = sorted((r["dir"] / "gates").glob("gates_*.png"))
     if gates:
         body.append("<h2>Gate inspector (validation texts, mistakes first)</h2>")
@@ -267,7 +344,9 @@ def compare_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     for i, r in enumerate(runs):
         m = r["metrics"]
         mark = " <b>(best)</b>" if i == best and len(runs) > 1 else ""
-        body.append(f"<tr><td class=\"l\">{_e(r['name'])}{mark}</td><td>{m['test']['accuracy']:.4f}"
+        # a multi-label run's nearest to accuracy: subset accuracy (the whole set right)
+        acc = m["test"].get("accuracy", m["test"].get("subset_accuracy", float("nan")))
+        body.append(f"<tr><td class=\"l\">{_e(r['name'])}{mark}</td><td>{acc:.4f}"
                     f"</td><td>{m['test']['f1_macro']:.4f}</td>"
                     f"<td>{m['validation']['f1_macro']:.4f}</td><td>{m['train']['epochs']} "
                     f"({m['train']['best_epoch']})</td><td>{m['train']['seconds']}</td>"
@@ -291,9 +370,10 @@ def compare_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     body.append("<h2>Per-class test F1</h2><table><tr><th class=\"l\">label</th>"
                 + "".join(f"<th>{_e(r['name'])}</th>" for r in runs) + "</tr>")
     labels = list(dict.fromkeys(lab for r in runs for lab in r["metrics"]["data"]["labels"]))
+    per = [r["metrics"]["test"].get("per_class") or r["metrics"]["test"]["per_label"]
+           for r in runs]
     for lab in labels:
-        cells = "".join(f"<td>{r['metrics']['test']['per_class'][lab]['f1']:.3f}</td>"
-                        if lab in r["metrics"]["test"]["per_class"] else "<td></td>" for r in runs)
+        cells = "".join(f"<td>{p[lab]['f1']:.3f}</td>" if lab in p else "<td></td>" for p in per)
         body.append(f"<tr><td class=\"l\">{_e(lab)}</td>{cells}</tr>")
     body.append("</table>")
     path = Path(out)
@@ -319,8 +399,24 @@ def _write(path: Path, text: str) -> None:
 
 def worst_errors(p: dict, labels: list[str], n: int = 25) -> list[dict]:
     """The most confident mistakes of a split's predictions (see dashboard.predictions)."""
+    if p["true"].ndim == 2:
+        return _worst_multilabel_errors(p, labels, n)
     wrong = np.flatnonzero(p["pred"] != p["true"])
     conf = p["probs"].max(1)
     order = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
     return [{"text": p["text"][i], "true": labels[p["true"][i]], "predicted": labels[p["pred"][i]],
              "confidence": round(float(conf[i]), 4)} for i in order]
+
+
+def _worst_multilabel_errors(p: dict, labels: list[str], n: int) -> list[dict]:
+    """Texts whose predicted label set is not their true one, worst first: ranked by the label
+    the model was surest about and wrong (a false positive near 1, a missed label near 0).
+    `explained` names that label; its probability is the `confidence`."""
+    gap = np.abs(p["probs"] - p["true"])  # (N, C): 1 - p for a true label, p for a false one
+    wrong = np.flatnonzero((p["pred"] != p["true"]).any(1))
+    worst = gap.argmax(1)
+    order = wrong[np.argsort(-gap[wrong, worst[wrong]], kind="stable")][:n]
+    names = np.asarray(labels, dtype=object)
+    return [{"text": p["text"][i], "true": names[p["true"][i] > 0].tolist(),
+             "predicted": names[p["pred"][i] > 0].tolist(), "explained": labels[worst[i]],
+             "confidence": round(float(p["probs"][i, worst[i]]), 4)} for i in order]

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.core.errors import UserError
-from textlstm.data.columns import column_array
+from textlstm.data.columns import column_array, matrix_column
 from textlstm.models.classifier import TextClassifier
 from textlstm.tokens.vectors import load_vectors
 from textlstm.training.module import LitTextClassifier
@@ -19,10 +19,17 @@ log = logging.getLogger("textlstm")
 
 
 def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None:
-    """`model.class_weights`: none, balanced (n / (k * count), as scikit-learn's) or a list."""
+    """`model.class_weights`: none, balanced (n / (k * count), as scikit-learn's) or a list.
+
+    Multi-label (`train_label_ids` is then the (N, C) multi-hot matrix): the weights are BCE's
+    per-label `pos_weight`, and balanced is negatives / positives of each label, so a label's
+    positives weigh as much in the loss as its negatives."""
     cw = cfg.model.class_weights
     if cw in (None, "none"):
         return None
+    if cw == "balanced" and cfg.task == "multilabel":
+        pos = np.asarray(train_label_ids).sum(0).astype(float)  # (C,)
+        return ((len(train_label_ids) - pos) / np.maximum(pos, 1)).tolist()
     if cw == "balanced":
         counts = np.bincount(np.asarray(train_label_ids), minlength=len(labels)).astype(float)
         return (counts.sum() / (len(labels) * np.maximum(counts, 1))).tolist()
@@ -50,6 +57,9 @@ def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
         net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), emb.freeze)
         dm.stats["vectors_coverage"] = round(coverage, 4)
         log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, emb.vectors)
-    weights = class_weights(cfg, dm.labels, column_array(dm.splits["train"], "label_id"))
+    train = dm.splits["train"]
+    targets = (matrix_column(train, "label_hot") if cfg.task == "multilabel"
+               else column_array(train, "label_id"))
+    weights = class_weights(cfg, dm.labels, targets)
     return LitTextClassifier(net, dm.labels, OmegaConf.to_container(cfg.optim), weights,
-                             config=OmegaConf.to_container(cfg, resolve=True))
+                             config=OmegaConf.to_container(cfg, resolve=True), task=cfg.task)

@@ -15,19 +15,28 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
+    MultilabelExactMatch,
+    MultilabelF1Score,
 )
 
 from textlstm import __version__
 from textlstm.core.errors import UserError
 from textlstm.models.classifier import ARCH_VERSION
 from textlstm.training.calibration import ece
+from textlstm.training.multilabel import binarize, multilabel_report
 
 COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the "
                        "training stream's length is unknown; use optim.scheduler=plateau or none, "
                        "or set trainer.limit_train_batches to a number of batches.")
 
 
-def _summary_metrics(n: int) -> MetricCollection:
+def _summary_metrics(n: int, multilabel: bool = False) -> MetricCollection:
+    if multilabel:  # fed 0/1 predictions (see _predict)
+        return MetricCollection({
+            "f1_macro": MultilabelF1Score(n, average="macro"),
+            "f1_micro": MultilabelF1Score(n, average="micro"),
+            "subset_accuracy": MultilabelExactMatch(n),
+        })
     return MetricCollection({
         "acc": MulticlassAccuracy(n, average="micro"),
         "f1_macro": MulticlassF1Score(n, average="macro"),
@@ -46,21 +55,27 @@ def _report_metrics(n: int) -> MetricCollection:
 class LitTextClassifier(L.LightningModule):
     def __init__(self, net: nn.Module, labels: list[str], optim: dict,
                  class_weights: list[float] | None = None,
-                 config: dict | None = None):
+                 config: dict | None = None, task: str = "multiclass"):
         super().__init__()
         # the net is injected (and saved in the state dict); the config rebuilds it on load
         self.save_hyperparameters({"labels": list(labels), "optim": dict(optim),
-                                   "config": config or {}})
+                                   "config": config or {}, "task": task})
         self.net = net
         self.labels = list(labels)
         self.optim_cfg = optim
+        self.multilabel = task == "multilabel"
         n = len(labels)
         w = torch.tensor(class_weights, dtype=torch.float) if class_weights is not None else None
-        self.criterion = nn.CrossEntropyLoss(weight=w)
+        # multi-label: one sigmoid per label, the weights are each label's pos_weight
+        self.criterion = (nn.BCEWithLogitsLoss(pos_weight=w) if self.multilabel
+                          else nn.CrossEntropyLoss(weight=w))
+        # multi-label decision thresholds, one per label, tuned on validation after training
+        # (training/multilabel.py); test and every reader of the run use them, 0.5 until then
+        self.thresholds: list[float] | None = None
         # one metric object per split, as in lightning-hydra-template
-        self.train_metrics = _summary_metrics(n).clone(prefix="train/")
-        self.val_metrics = _summary_metrics(n).clone(prefix="val/")
-        self.test_metrics = _summary_metrics(n).clone(prefix="test/")
+        self.train_metrics = _summary_metrics(n, self.multilabel).clone(prefix="train/")
+        self.val_metrics = _summary_metrics(n, self.multilabel).clone(prefix="val/")
+        self.test_metrics = _summary_metrics(n, self.multilabel).clone(prefix="test/")
         self.val_report, self.test_report = _report_metrics(n), _report_metrics(n)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_f1_best = MaxMetric()
@@ -82,10 +97,17 @@ class LitTextClassifier(L.LightningModule):
         # what the weights mean: loaders refuse a checkpoint from another architecture version
         checkpoint["textlstm"] = {"arch_version": ARCH_VERSION, "version": __version__}
 
+    def _predict(self, logits: torch.Tensor, thresholds: list[float] | None = None):
+        """Predictions in the form the metrics take: (B,) class ids, or (B, C) 0/1."""
+        return binarize(logits, thresholds) if self.multilabel else logits.argmax(-1)
+
+    def _targets(self, labels: torch.Tensor) -> torch.Tensor:
+        return labels.int() if self.multilabel else labels  # torchmetrics wants int targets
+
     def _step(self, batch):
         logits = self(batch["ids"], batch["lengths"])  # (B, C)
         loss = self.criterion(logits, batch["labels"])
-        return loss, logits.argmax(-1), logits
+        return loss, self._predict(logits), logits
 
     # ---- train
     def on_train_epoch_start(self) -> None:
@@ -101,7 +123,7 @@ class LitTextClassifier(L.LightningModule):
                                      f"{self.global_step}")
         self._tokens += batch["lengths"].sum()  # stays on device: no host sync per step
         self.train_loss(loss)
-        self.train_metrics(preds, batch["labels"])
+        self.train_metrics(preds, self._targets(batch["labels"]))
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
@@ -122,13 +144,17 @@ class LitTextClassifier(L.LightningModule):
     def _eval_step(self, batch, metrics, report, loss_metric, split):
         logits = self(batch["ids"], batch["lengths"])  # (B, C)
         scaled = logits / self.temperature
-        loss, preds = self.criterion(scaled, batch["labels"]), logits.argmax(-1)
+        loss = self.criterion(scaled, batch["labels"])
+        # test predicts multi-label texts at the tuned thresholds, validation (the
+        # checkpoint monitor) at 0.5: thresholds are tuned only once training is done
+        preds = self._predict(logits, self.thresholds if split == "test" else None)
         store = self.val_outputs if split == "val" else self.test_outputs
         store[0].update(logits.detach().float())
         store[1].update(batch["labels"].float())
         loss_metric(loss, weight=batch["labels"].numel())
-        metrics(preds, batch["labels"])
-        report(preds, batch["labels"])
+        metrics(preds, self._targets(batch["labels"]))
+        if not self.multilabel:  # the multi-label report is computed from the stored outputs
+            report(preds, batch["labels"])
         self.log(f"{split}/loss", loss_metric, on_step=False, on_epoch=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=split == "val")
 
@@ -155,10 +181,12 @@ class LitTextClassifier(L.LightningModule):
         }
 
     def _collect(self, store, split: str) -> None:
-        """Keep the split's (N, C) logits and (N,) labels, all ranks gathered."""
+        """Keep the split's (N, C) logits and (N,) labels ((N, C) 0/1 for multi-label), all
+        ranks gathered."""
         logits, labels = store[0].compute(), store[1].compute()
-        self.outputs[split] = (logits.reshape(-1, len(self.labels)).cpu(),
-                               labels.reshape(-1).long().cpu())
+        n = len(self.labels)
+        labels = labels.reshape(-1, n) if self.multilabel else labels.reshape(-1).long()
+        self.outputs[split] = (logits.reshape(-1, n).cpu(), labels.cpu())
         store[0].reset()
         store[1].reset()
 
@@ -167,8 +195,13 @@ class LitTextClassifier(L.LightningModule):
             self.val_report.reset()
             return
         self._collect(self.val_outputs, "validation")
-        self.reports["validation"] = self._report(self.val_metrics, self.val_report, self.val_loss,
-                                                  "val")
+        if self.multilabel:
+            logits, labels = self.outputs["validation"]
+            self.reports["validation"] = (multilabel_report(logits, labels, self.labels)
+                                          | {"loss": float(self.val_loss.compute())})
+        else:
+            self.reports["validation"] = self._report(self.val_metrics, self.val_report,
+                                                      self.val_loss, "val")
         self.val_report.reset()
         self.val_f1_best(self.val_metrics["f1_macro"].compute())
         self.log("val/f1_macro_best", self.val_f1_best.compute())
@@ -176,6 +209,10 @@ class LitTextClassifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._collect(self.test_outputs, "test")
         logits, labels = self.outputs["test"]
+        if self.multilabel:  # no temperature (T = 1), so no calibration error either
+            self.reports["test"] = (multilabel_report(logits, labels, self.labels, self.thresholds)
+                                    | {"loss": float(self.test_loss.compute())})
+            return
         report = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
         self.reports["test"] = report | {"ece": ece(logits, labels, self.temperature),
                                          "ece_uncalibrated": ece(logits, labels)}

@@ -31,6 +31,7 @@ from textlstm.core.runfolder import RUN_DIR_ENV
 from textlstm.training.calibration import fit_temperature, nll, reliability
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
 from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier
+from textlstm.training.multilabel import multilabel_report, tune_thresholds
 
 MONITOR = "val/f1_macro"
 
@@ -127,6 +128,8 @@ def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
     trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     validation = model.reports["validation"]
     logits, labels = model.outputs["validation"]
+    if model.multilabel:
+        return _score_multilabel(trainer, model, dm, ckpt_path, validation)
     model.temperature = fit_temperature(logits, labels) if calibration == "temperature" else 1.0
     trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
     test_logits, test_labels = model.outputs["test"]
@@ -142,13 +145,38 @@ def score_best(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
     return validation, model.reports["test"], calib
 
 
+def _score_multilabel(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
+                      ckpt_path: str, validation: dict) -> tuple[dict, dict, dict]:
+    """Multi-label: per-label thresholds tuned on the validation logits, then test at them.
+    No temperature: one T shared by independent sigmoids would fix none of them well, so
+    the probabilities stay as trained (T = 1, calibration method none)."""
+    logits, labels = model.outputs["validation"]
+    model.thresholds = tune_thresholds(logits, labels)
+    tuned = multilabel_report(logits, labels, model.labels, model.thresholds)
+    validation = validation | {"f1_macro_tuned": tuned["f1_macro"]}
+    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False, weights_only=True)
+    return validation, model.reports["test"], {"method": "none", "temperature": 1.0}
+
+
+VALIDATION_KEYS = {
+    "multiclass": ("accuracy", "f1_macro", "loss"),
+    # f1_macro at 0.5 (the checkpoint monitor) and at the tuned thresholds
+    "multilabel": ("f1_macro", "f1_macro_tuned", "f1_micro", "f1_samples", "hamming_loss",
+                   "subset_accuracy", "loss"),
+}
+
+
 def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier, ckpt_path: str,
                 seconds: float, threads: int, validation: dict, test: dict,
                 calibration: dict) -> dict:
     """metrics.json: data set card, training summary, the best checkpoint's scores."""
     stats = dm.stats
     tps = model.tokens_per_second
+    task = "multilabel" if model.multilabel else "multiclass"
+    thresholds = ({"thresholds": dict(zip(model.labels, model.thresholds, strict=True))}
+                  if model.multilabel else {})
     return {
+        "task": task,
         "data": {k: stats[k] for k in ("name", "train_size", "validation_size", "test_size",
                                        "vocab_size", "labels")}
         | {k: v for k, v in stats.items()
@@ -160,9 +188,10 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
             "tokens_per_second": round(float(np.mean(tps)), 1) if tps else None,
             "threads": threads,
         },
-        "validation": {k: validation[k] for k in ("accuracy", "f1_macro", "loss")},
+        "validation": {k: validation[k] for k in VALIDATION_KEYS[task]},
         "test": test,
         "calibration": calibration,
+        **thresholds,
     }
 
 
