@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 
 def usable_cores() -> int:
     """Cores this process may actually use: its CPU affinity, capped by a cgroup CPU quota."""
@@ -25,6 +23,8 @@ def set_threads(n: int = 0) -> int:
 
     More threads than free cores makes an LSTM step 20-50x slower here (platform notes).
     """
+    import torch  # here: a bundle's predictor reads usable_cores() without importing torch
+
     if n <= 0:
         n = usable_cores()
     torch.set_num_threads(n)
