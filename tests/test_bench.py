@@ -46,6 +46,8 @@ def test_bench_writes_the_contract(tmp_path):
     assert t["naive"] > 0 and t["textlstm"] > 0 and abs(t["ratio"] - t["textlstm"] / t["naive"]) < 1e-2
     assert 0 < r["lstm_flop_fraction"] < 2
     assert r["infer_docs_per_second"] > 0
+    raw = r["infer_raw_docs_per_second"]  # predict --input: torch, fp32 bundle, int8 bundle
+    assert set(raw) == {"torch", "onnx_fp32", "onnx_int8"} and min(raw.values()) > 0
     tok = r["tokenize"]
     assert tok["cold_tokens_per_second"] > 0 and 0 <= tok["cached_seconds"] < tok["cold_seconds"]
     assert r["peak_rss_mb"] > 50 and r["device"] == ("cpu" if not torch.cuda.is_available() else r["device"])
