@@ -62,6 +62,8 @@ def test_bench_writes_the_contract(tmp_path):
     )  # the ratio is the quotient it claims to be
     assert _number(r["lstm_flop_fraction"]) and r["lstm_flop_fraction"] > 0
     assert _number(r["infer_docs_per_second"]) and r["infer_docs_per_second"] > 0
+    raw = r["infer_raw_docs_per_second"]  # predict --input: torch, fp32 bundle, int8 bundle
+    assert set(raw) == {"torch", "onnx_fp32", "onnx_int8"} and min(raw.values()) > 0
     tok = r["tokenize"]
     assert _number(tok["cold_tokens_per_second"]) and tok["cold_tokens_per_second"] > 0
     assert (

@@ -8,12 +8,12 @@
 __version__ = "0.1.0"
 
 
-def load(run_dir, overrides=None, which="best", device=None):
-    """Load a trained run folder (textlstm.serving.loader.load); imported lazily to keep
-    `import textlstm` fast."""
+def load(path, overrides=None, which="best", device=None):
+    """Load a trained run folder or an exported bundle (textlstm.serving.loader.load); imported
+    lazily to keep `import textlstm` fast (a bundle never imports torch)."""
     from textlstm.serving.loader import load as _load
 
-    return _load(run_dir, overrides, which, device)
+    return _load(path, overrides, which, device)
 
 
 __all__ = ["load", "__version__"]

@@ -1,5 +1,5 @@
-"""The `textlstm` command: train, evaluate, predict, inspect, report, sweep, prepare, demo, bench,
-bench-scale.
+"""The `textlstm` command: train, evaluate, predict, export, inspect, report, sweep, prepare, demo,
+bench, bench-scale.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.core.errors.UserError).
@@ -79,6 +79,19 @@ def cmd_predict(args) -> int:
 
     texts, overrides = _split_overrides(args.rest)
     predict(args.run, texts, args.input, args.output, args.overwrite, overrides, args.min_labels)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from textlstm.commands.export import export
+
+    rest, overrides = _split_overrides(args.rest)
+    if rest or overrides:
+        raise UserError(f"export got unexpected argument(s) {' '.join(rest + overrides)}; it "
+                        "takes RUN, --out DIR, --quantize, --opset and --overwrite.")
+    export(args.run, args.out, args.quantize, args.opset, args.overwrite,
+           log=lambda m: print(m, file=sys.stderr))
+    print(args.out)
     return 0
 
 
@@ -234,9 +247,10 @@ def _add_train(sub) -> None:
 
 
 def _add_evaluate(sub) -> None:
-    e = sub.add_parser("evaluate",
-                       help="metrics of a trained run on its test split or a labelled file")
-    e.add_argument("run", help="run directory (runs/<config>/<timestamp>)")
+    e = sub.add_parser("evaluate", help="metrics of a trained run (or bundle) on its test split "
+                                        "or a labelled file")
+    e.add_argument("run", help="run directory (runs/<config>/<timestamp>) or bundle folder (a "
+                               "bundle needs --data)")
     e.add_argument("--data", default=None,
                    help="labelled CSV/JSONL/Parquet file (default: the run's test split)")
     e.add_argument("rest", nargs="*", help="key=value overrides")
@@ -244,8 +258,9 @@ def _add_evaluate(sub) -> None:
 
 
 def _add_predict(sub) -> None:
-    pr = sub.add_parser("predict", help="label texts with a trained run (one JSON line per text)")
-    pr.add_argument("run", help="run directory")
+    pr = sub.add_parser("predict", help="label texts with a trained run or an exported bundle "
+                                        "(one JSON line per text)")
+    pr.add_argument("run", help="run directory, bundle folder or hf://OWNER/NAME")
     pr.add_argument("rest", nargs="*", help="texts to label, and key=value overrides")
     pr.add_argument("--input", "-i", default=None,
                     help=".txt (a text per line), .csv or .jsonl file of texts")
@@ -403,6 +418,20 @@ def _add_push(sub) -> None:
     pu.set_defaults(func=cmd_push)
 
 
+def _add_export(sub) -> None:
+    x = sub.add_parser("export", help="write a run as a bundle folder (ONNX model, vocabulary, "
+                                      "model card) that predicts without torch; checks it against "
+                                      "the run")
+    x.add_argument("run", help="run directory")
+    x.add_argument("--out", required=True, help="bundle folder to write (must not exist)")
+    # free strings, checked by the export itself, so a wrong value is one sentence and exit 2
+    x.add_argument("--quantize", default="none", help="none (fp32) or int8 (dynamic quantization)")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it is a bundle")
+    x.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    x.set_defaults(func=cmd_export)
+
+
 def _add_prepare(sub) -> None:
     d = sub.add_parser("prepare", help="build the embedded data sets under data/")
     d.add_argument("names", nargs="*", default=["bbc_news", "tweets_sentiment"])
@@ -417,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     # one helper per verb, in the order `textlstm --help` lists them
     for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
                 _add_sweep,
-                _add_report, _add_bench, _add_bench_scale, _add_serve,
+                _add_report, _add_bench, _add_bench_scale, _add_export, _add_serve,
                 _add_serve_bench, _add_push, _add_prepare):
         add(sub)
     return p

@@ -9,7 +9,8 @@ For each embedded data set, with the model size of its config (configs/<name>.ya
 2. LSTM arithmetic: FLOPs the encoder does (counted from the batch shapes) per second,
    divided by the rate `torch.mm` reaches on the same GEMM shapes in this process;
 3. inference documents per second on the test split (model from token ids, and end to end
-   from text with the spaCy tokenizer);
+   from text with the spaCy tokenizer); and raw text in, JSON lines out, as `predict --input`
+   runs it, for the torch network, its fp32 ONNX bundle and its int8 bundle;
 4. tokenization: cold (empty `datasets` cache) tokens per second and the cached second pass;
 5. peak RSS while textlstm's path trains;
 6. with `--epochs N`, test accuracy of both paths after N full epochs each.
@@ -276,6 +277,51 @@ def inference_timing(net: TextClassifier, dm: TextDataModule, cfg, batch_size: i
     return out
 
 
+def _bundle(net: TextClassifier, dm: TextDataModule, cfg, folder: Path, quantize: str) -> Path:
+    """A bundle of the benchmark's network, as `textlstm export` writes it (minus the check and
+    the model card, which do not change the speed)."""
+    from textlstm.core.io import write_json
+    from textlstm.serving import bundle as B
+    from textlstm.serving.export import bundle_meta, quantize_int8, write_onnx
+
+    folder.mkdir()
+    pred = Predictor(net, dm.vocab, dm.labels, cfg)
+    write_onnx(net.train(False), folder / "model.fp32.onnx", 17)
+    if quantize == "int8":
+        quantize_int8(folder / "model.fp32.onnx", folder / B.MODEL)
+    else:
+        (folder / "model.fp32.onnx").rename(folder / B.MODEL)
+    dm.vocab.save(folder / B.VOCAB)
+    write_json(folder / B.LABELS, dm.labels)
+    write_json(folder / B.META, bundle_meta(pred, folder, {"test": None}, quantize, 17))
+    return folder
+
+
+def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts: int = 8192
+                         ) -> dict:
+    """Raw texts in, one JSON line out per text, as `textlstm predict --input` runs it (the
+    predictor's `predict_stream`, tokenization included): torch, fp32 bundle, int8 bundle. The
+    test split is repeated to `min_texts` so the stream has several chunks, as a file would."""
+    from textlstm.serving.bundle import BundlePredictor
+
+    folder = Path(cfg.data.data_dir) / cfg.data.source
+    texts = [json.loads(line)["text"] for line in (folder / "test.jsonl").open(encoding="utf-8")]
+    texts = texts * -(-min_texts // len(texts))
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="textlstm-bench-bundle-") as tmp:
+        preds = {"torch": Predictor(net, dm.vocab, dm.labels, cfg),
+                 "onnx_fp32": BundlePredictor(_bundle(net, dm, cfg, Path(tmp) / "fp32", "none")),
+                 "onnx_int8": BundlePredictor(_bundle(net, dm, cfg, Path(tmp) / "int8", "int8"))}
+        for key, pred in preds.items():
+            list(pred.predict_stream(texts[:256]))  # warm-up: spaCy, the session
+            t0 = time.perf_counter()
+            for text, row in pred.predict_stream(texts):
+                json.dumps({"text": text, **row}, ensure_ascii=False)
+            out[key] = round(len(texts) / (time.perf_counter() - t0), 1)
+    net.train()
+    return out
+
+
 # ---------------------------------------------------------------- one data set
 def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: bool, epochs: int,
                   log) -> dict:
@@ -330,6 +376,8 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     inf = inference_timing(ours_net, dm, cfg)
     log(f"  inference: {inf['model']:,.0f} docs/s from token ids, {inf['end_to_end']:,.0f} docs/s "
         "from text")
+    raw = raw_inference_timing(ours_net, dm, cfg)
+    log("  predict --input: " + ", ".join(f"{k} {v:,.0f} docs/s" for k, v in raw.items()))
 
     result = {
         "train_tokens_per_second": {"naive": round(naive.tokens_per_second, 1),
@@ -337,6 +385,7 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
                                     "ratio": round(ratio, 3)},
         "lstm_flop_fraction": round(flop["fraction"], 3),
         "infer_docs_per_second": round(inf["model"], 1),
+        "infer_raw_docs_per_second": raw,
         "tokenize": {k: round(tok[k], 4)
                      for k in ("cold_tokens_per_second", "cold_seconds", "cached_seconds")},
         "peak_rss_mb": round(peak, 1),
@@ -449,6 +498,10 @@ def run_bench(datasets: list[str], steps: int, out: str | Path, overrides: list[
     return results
 
 
+def _raw(r: dict, engine: str) -> str:
+    return f"{r['infer_raw_docs_per_second'][engine]:,.0f}"
+
+
 def table(results: dict) -> str:
     names = [n for n in results if not n.startswith("_")]
     rows = [
@@ -459,6 +512,9 @@ def table(results: dict) -> str:
         ("inference docs/s (ids)", lambda r: f"{r['infer_docs_per_second']:,.0f}"),
         ("inference docs/s (text)",
          lambda r: f"{r['details']['infer_docs_per_second_end_to_end']:,.0f}"),
+        ("predict --input docs/s, torch", lambda r: _raw(r, "torch")),
+        ("  onnx fp32", lambda r: _raw(r, "onnx_fp32")),
+        ("  onnx int8", lambda r: _raw(r, "onnx_int8")),
         ("tokenize cold tokens/s", lambda r: f"{r['tokenize']['cold_tokens_per_second']:,.0f}"),
         ("tokenize cached / cold",
          lambda r: f"{r['tokenize']['cached_seconds'] / r['tokenize']['cold_seconds']:.1%}"),

@@ -1,4 +1,4 @@
-"""`textlstm predict RUN TEXT... | --input FILE [--output FILE]`: one JSON line per text.
+"""`textlstm predict RUN_OR_BUNDLE TEXT... | --input FILE [--output FILE]`: one JSON line per text.
 
 Input files are read, labelled and written a chunk at a time (constant memory, any size);
 `--output` appears whole or not at all."""
@@ -34,7 +34,7 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
         raise UserError(f"output file {output} already exists; pass --overwrite to replace it or "
                         "choose another name.")
     pred = load(run_dir, overrides)
-    source = iter_texts(Path(input_file), pred.cfg.data.text_field) if input_file else texts
+    source = iter_texts(Path(input_file), pred.text_field) if input_file else texts
     lines = _json_lines(pred.predict_stream(source, min_labels=min_labels))
     n = 0
     if not output:

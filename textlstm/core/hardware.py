@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 # cgroup v2: "max 100000" or "<quota> <period>" (containers started with --cpus)
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -29,6 +27,8 @@ def set_threads(n: int = 0) -> int:
     More threads than free cores made an LSTM step 20-50x slower on a 2-core machine when
     another process was busy (docs/operations.md, "Threads and processes").
     """
+    import torch  # here: a bundle's predictor reads usable_cores() without importing torch
+
     if n <= 0:
         n = usable_cores()
     torch.set_num_threads(n)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 NOISY = ("lightning", "lightning.pytorch", "lightning.fabric",
@@ -36,6 +37,12 @@ def quiet_everything() -> None:
     warnings.filterwarnings("ignore", message=r".*`IterableDataset` has `__len__` defined.*")
     warnings.filterwarnings("ignore", category=FutureWarning)
     quiet_libraries()
+    if "datasets" not in sys.modules:
+        # the same two settings, read by `datasets` when something imports it: a bundle's
+        # predict never does (and importing it costs seconds)
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("DATASETS_VERBOSITY", "critical")
+        return
     import datasets
 
     datasets.disable_progress_bars()

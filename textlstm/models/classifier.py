@@ -9,11 +9,9 @@ from textlstm.core.errors import UserError
 from textlstm.models.cells import PeepholeEncoder
 from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling
+from textlstm.models.version import ARCH_VERSION
 
-# Bump when a change to the network makes an older checkpoint's weights mean something else
-# (new or renamed parameters, a different layout): runs and bundles store the version they were
-# trained with, and loading a different one is refused instead of silently mis-predicting.
-ARCH_VERSION = 1
+__all__ = ["ARCH_VERSION", "TextClassifier", "build_encoder", "network_from_checkpoint"]
 
 
 def build_encoder(input_size: int, cfg) -> nn.Module:

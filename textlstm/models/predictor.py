@@ -20,6 +20,8 @@ from textlstm.tokens.vocab import Vocab
 class Predictor:
     """A trained network with its vocabulary, labels and tokenizer settings."""
 
+    engine = "torch"  # a bundle's predictor says "onnx" (serving/bundle.py)
+
     def __init__(self, net: TextClassifier, vocab: Vocab, labels: list[str], cfg: DictConfig,
                  run_dir: Path | None = None, device: str | torch.device = "cpu",
                  temperature: float = 1.0, thresholds: list[float] | None = None):
@@ -32,6 +34,15 @@ class Predictor:
                            else [0.5] * len(labels))
         self.vocab, self.labels, self.cfg, self.run_dir = vocab, labels, cfg, run_dir
         self.device = torch.device(device)
+
+    @property
+    def text_field(self) -> str:
+        """The column (or JSON key) that holds the text in input files."""
+        return self.cfg.data.text_field
+
+    @property
+    def label_field(self) -> str:
+        return self.cfg.data.label_field
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         for i, t in enumerate(texts):

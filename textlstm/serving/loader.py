@@ -1,4 +1,9 @@
-"""`textlstm.load(PATH)`: a run folder -> a Predictor ready to label texts.
+"""`textlstm.load(PATH)`: a run folder or a bundle folder -> a predictor ready to label texts.
+
+A bundle (a folder with textlstm.json, written by `textlstm export`) loads as a
+`serving.bundle.BundlePredictor` on onnxruntime, without importing torch; a run folder loads
+as a `models.predictor.Predictor`. Both have `predict`, `predict_stream`, `labels` and
+`engine` ("onnx" | "torch").
 
 Nothing here unpickles code: the checkpoint is read with `torch.load(weights_only=True)`,
 vocabulary and labels are JSON, the config is YAML, and the network is rebuilt from them
@@ -7,19 +12,34 @@ vocabulary and labels are JSON, the config is YAML, and the network is rebuilt f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textlstm.core import runfolder
-from textlstm.models.classifier import network_from_checkpoint
-from textlstm.models.predictor import Predictor
+from textlstm.serving.bundle import BundlePredictor, is_bundle
 from textlstm.serving.hub import resolve
 from textlstm.tokens.vocab import Vocab
 
+if TYPE_CHECKING:
+    from textlstm.models.predictor import Predictor
 
-def load(run_dir: str | Path, overrides: list[str] | None = None, which: str = "best",
-         device: str | None = None) -> Predictor:
-    """Load a run folder written by `textlstm train` (its best checkpoint by default), or
-    hf://OWNER/NAME (downloaded first)."""
-    run_dir = runfolder.require_run_dir(resolve(run_dir))
+
+def load(path: str | Path, overrides: list[str] | None = None, which: str = "best",
+         device: str | None = None) -> Predictor | BundlePredictor:
+    """Load a bundle folder, a run folder written by `textlstm train` (its best checkpoint by
+    default; `which` and `device` apply to runs only), or hf://OWNER/NAME (downloaded first)."""
+    path = resolve(path)
+    if is_bundle(path):
+        return BundlePredictor(path, overrides)
+    return load_run(path, overrides, which, device)
+
+
+def load_run(run_dir: str | Path, overrides: list[str] | None = None, which: str = "best",
+             device: str | None = None) -> Predictor:
+    # torch and the network code are imported here, so that loading a bundle never imports them
+    from textlstm.models.classifier import network_from_checkpoint
+    from textlstm.models.predictor import Predictor
+
+    run_dir = runfolder.require_run_dir(run_dir)
     cfg = runfolder.load_run_config(run_dir, overrides)
     vocab = Vocab.load(run_dir / runfolder.VOCAB)
     labels = runfolder.load_labels(run_dir)

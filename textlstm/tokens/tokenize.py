@@ -8,20 +8,40 @@ upgrading spaCy re-tokenizes, and nothing else does.
 from __future__ import annotations
 
 import hashlib
+import sys
 from functools import lru_cache
-
-import spacy
-from datasets import Dataset, DatasetDict
+from typing import TYPE_CHECKING
 
 from textlstm.core.hardware import usable_cores
+
+if TYPE_CHECKING:  # `datasets` is imported where it is used: a bundle tokenizes without it
+    from datasets import Dataset, DatasetDict
 
 # bump when the tokenization code below changes what it produces
 TOKENIZER_VERSION = "1"
 
 
+def spacy_module(torch_free: bool = False):
+    """spaCy, imported on first use. spaCy imports thinc, and thinc imports torch whenever it is
+    installed (to offer PyTorch layers); the blank English tokenizer uses none of it. With
+    `torch_free` (a bundle's predictor: it must not load torch, which also costs seconds), torch
+    is hidden while spaCy is first imported, so thinc records "no torch" for this process; the
+    block is lifted at once, and `import torch` works as usual afterwards."""
+    if torch_free and "spacy" not in sys.modules and "torch" not in sys.modules:
+        sys.modules["torch"] = None  # `import torch` raises ImportError, which thinc handles
+        try:
+            import spacy
+        finally:
+            if "torch" in sys.modules and sys.modules["torch"] is None:
+                del sys.modules["torch"]
+    import spacy
+
+    return spacy
+
+
 @lru_cache(maxsize=1)
 def _nlp():
-    return spacy.blank("en")
+    return spacy_module().blank("en")
 
 
 def tokenize_texts(texts: list[str], lowercase: bool = True) -> list[list[str]]:
@@ -51,7 +71,8 @@ def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1,
     processes, which pays only for large splits (fork + spaCy start cost ~0.5 s each)."""
     if num_proc <= 0:
         num_proc = usable_cores()
-    fp = fingerprint(ds._fingerprint, "spacy-en", spacy.__version__, TOKENIZER_VERSION, lowercase)
+    fp = fingerprint(ds._fingerprint, "spacy-en", spacy_module().__version__, TOKENIZER_VERSION,
+                     lowercase)
     return ds.map(
         _tokenize_batch,
         batched=True,
@@ -64,4 +85,6 @@ def tokenize_dataset(ds: Dataset, lowercase: bool = True, num_proc: int = 1,
 
 
 def tokenize_splits(dd: DatasetDict, lowercase: bool = True, num_proc: int = 1) -> DatasetDict:
+    from datasets import DatasetDict
+
     return DatasetDict({s: tokenize_dataset(d, lowercase, num_proc) for s, d in dd.items()})

@@ -52,6 +52,37 @@ def _report_metrics(n: int) -> MetricCollection:
     })
 
 
+def metrics_report(metrics: MetricCollection, report: MetricCollection, loss_metric: MeanMetric,
+                   labels: list[str]) -> dict:
+    """metrics.json's shape for one split (also what `textlstm evaluate` prints)."""
+    m = {k.split("/", 1)[-1]: float(v) for k, v in metrics.compute().items()}
+    r = report.compute()
+    support = r["confusion"].sum(1)
+    return {
+        "accuracy": m["acc"],
+        "f1_macro": m["f1_macro"],
+        "loss": float(loss_metric.compute()),
+        "per_class": {
+            lab: {"precision": float(r["precision"][i]), "recall": float(r["recall"][i]),
+                  "f1": float(r["f1"][i]), "support": int(support[i])}
+            for i, lab in enumerate(labels)
+        },
+        "confusion_matrix": r["confusion"].long().tolist(),
+    }
+
+
+def score_logits(logits: torch.Tensor, targets: torch.Tensor, labels: list[str]) -> dict:
+    """The same report from logits (N, C) and label ids (N,) computed elsewhere (a bundle on
+    onnxruntime): the metric objects a test epoch uses, the unweighted cross-entropy."""
+    n = len(labels)
+    metrics, report, loss = _summary_metrics(n), _report_metrics(n), MeanMetric()
+    preds = logits.argmax(-1)
+    metrics(preds, targets)
+    report(preds, targets)
+    loss(nn.functional.cross_entropy(logits.float(), targets), weight=targets.numel())
+    return metrics_report(metrics, report, loss, labels)
+
+
 class LitTextClassifier(L.LightningModule):
     def __init__(self, net: nn.Module, labels: list[str], optim: dict,
                  class_weights: list[float] | None = None,
@@ -165,20 +196,7 @@ class LitTextClassifier(L.LightningModule):
         self._eval_step(batch, self.test_metrics, self.test_report, self.test_loss, "test")
 
     def _report(self, metrics, report, loss_metric, prefix) -> dict:
-        m = {k.split("/", 1)[1]: float(v) for k, v in metrics.compute().items()}
-        r = report.compute()
-        support = r["confusion"].sum(1)
-        return {
-            "accuracy": m["acc"],
-            "f1_macro": m["f1_macro"],
-            "loss": float(loss_metric.compute()),
-            "per_class": {
-                lab: {"precision": float(r["precision"][i]), "recall": float(r["recall"][i]),
-                      "f1": float(r["f1"][i]), "support": int(support[i])}
-                for i, lab in enumerate(self.labels)
-            },
-            "confusion_matrix": r["confusion"].long().tolist(),
-        }
+        return metrics_report(metrics, report, loss_metric, self.labels)
 
     def _collect(self, store, split: str) -> None:
         """Keep the split's (N, C) logits and (N,) labels ((N, C) 0/1 for multi-label), all

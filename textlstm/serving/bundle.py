@@ -1,0 +1,289 @@
+"""A bundle folder (`textlstm export`): an ONNX model with its vocabulary, labels and tokenizer
+settings, labelled on onnxruntime, spaCy and numpy alone.
+
+    bundle/
+        model.onnx          ids (B, T) int64, lengths (B,) int64 -> logits (B, C) float32
+        vocab.json  labels.json
+        textlstm.json       tokenizer settings, task, calibration, architecture version, metrics
+        README.md           model card (Hugging Face front matter)
+        export_check.json   what the export verified
+
+Nothing here imports torch, Lightning or wandb (a test checks `sys.modules` after a
+prediction), so a serving image needs only the `serve` extra. The tokenizer is the run's own
+(`textlstm.tokens.tokenize`), so a bundle labels a text exactly as its run does.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from textlstm.core.errors import UserError
+from textlstm.core.hardware import usable_cores
+from textlstm.models.version import ARCH_VERSION
+from textlstm.tokens.tokenize import spacy_module, tokenize_texts
+from textlstm.tokens.vocab import Vocab
+
+MODEL, VOCAB, LABELS, META = "model.onnx", "vocab.json", "labels.json", "textlstm.json"
+CARD, CHECK = "README.md", "export_check.json"
+FORMAT = "textlstm-bundle"
+FORMAT_VERSION = 1
+# what `key=value` may change on a bundle (it carries no training config to override)
+BUNDLE_OVERRIDES = ("data.text_field", "data.label_field", "data.eval_batch_size")
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / META).is_file()
+
+
+def read_meta(folder: Path) -> dict:
+    """textlstm.json, checked: the format this code reads, and the architecture it builds."""
+    path = folder / META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise UserError(f"bundle file {path} is corrupt; export the bundle again.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{path} is not a textlstm bundle description; pass a folder written by "
+                        "`textlstm export`.")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise UserError(f"bundle {folder} has format version {meta['format_version']}, newer "
+                        f"than this textlstm reads ({FORMAT_VERSION}); upgrade textlstm.")
+    found = int(meta.get("arch_version", 0))
+    if found != ARCH_VERSION:
+        raise UserError(f"bundle {folder} was exported with model architecture version {found}, "
+                        f"but this textlstm builds version {ARCH_VERSION}; load it with the "
+                        "textlstm version that exported it, or retrain and export again.")
+    if (meta.get("calibration") or {}).get("thresholds") is not None:
+        raise UserError(f"bundle {folder} carries per-label thresholds, which this textlstm "
+                        "does not apply; upgrade textlstm to use it.")
+    return meta
+
+
+def _settings(meta: dict, overrides: list[str] | None) -> dict:
+    from textlstm.core.config import parse_overrides
+
+    data = dict(meta.get("data") or {})
+    s = {"data.text_field": data.get("text_field", "text"),
+         "data.label_field": data.get("label_field", "label"),
+         "data.eval_batch_size": int(meta.get("eval_batch_size", 256))}
+    for key, value in parse_overrides(overrides or []):
+        if key not in BUNDLE_OVERRIDES:
+            raise UserError(f"override {key} does not apply to a bundle; a bundle takes only "
+                            f"{', '.join(BUNDLE_OVERRIDES)} (pass the run folder to change the "
+                            "rest).")
+        if key == "data.eval_batch_size" and (not isinstance(value, int) or value < 1):
+            raise UserError("data.eval_batch_size must be a whole number of at least 1.")
+        s[key] = value if key == "data.eval_batch_size" else str(value)
+    return s
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # no busy-waiting between runs: the tokenizer processes need those cores
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for a missing or broken file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"bundle model {path} cannot be loaded ({first}); export the bundle "
+                        "again.") from None
+
+
+def check_texts(texts: list) -> None:
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass strings.")
+
+
+def encode_flat(texts: list[str], vocab: Vocab, lowercase: bool, max_length: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Texts -> (all ids concatenated (sum L,) int64, lengths (N,) int64). An empty text is one
+    <unk> (as `batches.collate` makes it), so every text has a last token. Flat arrays cross a
+    process boundary as two buffers instead of N Python lists."""
+    ids = [vocab.encode(t, max_length) or [1] for t in tokenize_texts(texts, lowercase)]
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
+# ---------------------------------------------------------------- tokenizer worker processes
+_WORKER: dict = {}
+
+
+def _worker_init(itos: list[str], lowercase: bool, max_length: int) -> None:
+    _WORKER.update(vocab=Vocab(itos), lowercase=lowercase, max_length=max_length)
+
+
+def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return encode_flat(texts, _WORKER["vocab"], _WORKER["lowercase"], _WORKER["max_length"])
+
+
+class BundlePredictor:
+    """An exported model: raw texts in, labels and probabilities out, on onnxruntime.
+
+    Same interface as `models.predictor.Predictor` (`predict`, `predict_stream`, `labels`,
+    `engine`), so `textlstm.load`, predict, evaluate and serve take either."""
+
+    engine = "onnx"
+
+    def __init__(self, folder: str | Path, overrides: list[str] | None = None, threads: int = 0):
+        folder = Path(folder)
+        self.folder = folder
+        spacy_module(torch_free=True)  # before anything else can import spaCy (and with it torch)
+        self.meta = read_meta(folder)
+        s = _settings(self.meta, overrides)
+        self.text_field, self.label_field = s["data.text_field"], s["data.label_field"]
+        self.batch_size = s["data.eval_batch_size"]
+        tok = self.meta.get("tokenizer") or {}
+        self.lowercase, self.max_length = bool(tok.get("lowercase", True)), int(tok["max_length"])
+        self.vocab = Vocab.load(folder / VOCAB)
+        self.labels = _read_labels(folder / LABELS)
+        self.temperature = (self.meta.get("calibration") or {}).get("temperature")
+        self.quantize = (self.meta.get("export") or {}).get("quantize", "none")
+        self.metrics = self.meta.get("metrics") or {}
+        self.threads = threads or usable_cores()
+        self.session = _session(folder / MODEL, self.threads)
+        # the names the exporter gave the graph's inputs (ids, lengths)
+        self._inputs = [i.name for i in self.session.get_inputs()]
+
+    # ------------------------------------------------------------ ids -> logits
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        check_texts(texts)
+        return encode_flat(texts, self.vocab, self.lowercase, self.max_length)
+
+    def logits_from_flat(self, flat: np.ndarray, lengths: np.ndarray, batch_size: int | None = None
+                         ) -> np.ndarray:
+        """(N, C) float32 logits in input order; batches are built by length to skip padding."""
+        bs = batch_size or self.batch_size
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(lengths), len(self.labels)), dtype=np.float32)
+        for s in range(0, len(order), bs):
+            chunk = order[s : s + bs]
+            lens = lengths[chunk]
+            ids = np.zeros((len(chunk), int(lens.max())), dtype=np.int64)  # (B, T), 0 = <pad>
+            for row, (a, n) in enumerate(zip(starts[chunk], lens, strict=True)):
+                ids[row, :n] = flat[a : a + n]
+            out[chunk] = self.session.run(None, {self._inputs[0]: ids, self._inputs[1]: lens})[0]
+        return out
+
+    def logits(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        return self.logits_from_flat(*self.encode(list(texts)), batch_size)
+
+    def proba_from_logits(self, logits: np.ndarray) -> np.ndarray:
+        z = logits.astype(np.float64)  # (N, C); float64 so rounding to 6 places matches torch's
+        if self.temperature:
+            z = z / float(self.temperature)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict_proba(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """(N, C) probabilities in input order."""
+        return self.proba_from_logits(self.logits(texts, batch_size))
+
+    def _rows(self, probs: np.ndarray) -> list[dict]:
+        labels = self.labels
+        best = probs.argmax(axis=1).tolist()
+        return [{"label": labels[b],
+                 "probabilities": {lab: round(p, 6) for lab, p in zip(labels, row, strict=True)}}
+                for b, row in zip(best, probs.tolist(), strict=True)]
+
+    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None) -> list[dict]:
+        """One dict per text: {"label": str, "probabilities": {label: p}}."""
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = list(texts)
+        if not texts:
+            return []
+        return self._rows(self.predict_proba(texts, batch_size))
+
+    # ------------------------------------------------------------ streams
+    def predict_stream(self, texts: Iterable[str], chunk_size: int = 2048,
+                       workers: int | None = None) -> Iterator[tuple[str, dict]]:
+        """(text, prediction) pairs over any iterable, in order, a bounded number of chunks held.
+
+        Tokenizing (spaCy, holds the GIL) costs several times the int8 network here, so on
+        more than one core the chunks are tokenized in worker processes while this process
+        runs onnxruntime (which releases the GIL) on the chunks already encoded. A stream that
+        fits one chunk never starts a worker."""
+        chunks = _chunks(texts, chunk_size)
+        first = next(chunks, None)
+        if first is None:
+            return
+        second = next(chunks, None)
+        workers = usable_cores() if workers is None else workers
+        if second is None or workers < 2:
+            for chunk in (first, *(() if second is None else (second,))):
+                yield from zip(chunk, self.predict(chunk), strict=True)
+            for chunk in chunks:
+                yield from zip(chunk, self.predict(chunk), strict=True)
+            return
+        yield from self._pipelined(_prepend([first, second], chunks), workers)
+
+    def _pipelined(self, chunks: Iterator[list[str]], workers: int) -> Iterator[tuple[str, dict]]:
+        # fork: a bundle process holds no torch, and a forked worker is ready in milliseconds
+        # (spawn would re-import spaCy, ~1 s); the workers only ever tokenize
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        ctx = multiprocessing.get_context(method)
+        init = (self.vocab.itos, self.lowercase, self.max_length)
+        with ctx.Pool(workers, initializer=_worker_init, initargs=init) as pool:
+            pending: deque = deque()
+            for chunk in chunks:
+                check_texts(chunk)
+                pending.append((chunk, pool.apply_async(_worker_encode, (chunk,))))
+                if len(pending) > 2 * workers:  # bounded: constant memory on any input size
+                    yield from self._finish(*pending.popleft())
+            while pending:
+                yield from self._finish(*pending.popleft())
+
+    def _finish(self, chunk: list[str], result) -> Iterator[tuple[str, dict]]:
+        probs = self.proba_from_logits(self.logits_from_flat(*result.get()))
+        return zip(chunk, self._rows(probs), strict=True)
+
+    def info(self) -> dict:
+        """What a server's /info shows."""
+        return {"engine": self.engine, "labels": self.labels, "quantize": self.quantize,
+                "metrics": self.metrics.get("test", self.metrics),
+                "arch_version": self.meta.get("arch_version"),
+                "textlstm_version": self.meta.get("textlstm_version"), "path": str(self.folder)}
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        labels = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"labels file {path} is missing; export the bundle again.") from None
+    except ValueError:
+        raise UserError(f"labels file {path} is corrupt; export the bundle again.") from None
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str)
+                                                                   for x in labels):
+        raise UserError(f"labels file {path} must be a JSON list of at least two label "
+                        "strings.")
+    return labels
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    buf: list[str] = []
+    for t in texts:
+        buf.append(t)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _prepend(first: list, rest: Iterator) -> Iterator:
+    yield from first
+    yield from rest
