@@ -67,7 +67,8 @@ def test_export_writes_the_bundle_and_a_passing_check(bundle, tiny_run):
     assert meta["textlstm_version"] == __version__
     assert meta["tokenizer"]["lowercase"] is True and meta["tokenizer"]["max_length"] == 40
     assert meta["tokenizer"]["spacy_version"]
-    assert meta["calibration"] == {"temperature": None, "thresholds": None}
+    run_t = json.loads((tiny_run / "metrics.json").read_text())["calibration"]["temperature"]
+    assert meta["calibration"] == {"temperature": run_t, "thresholds": None}  # the run's T
     assert meta["metrics"]["test"] == run_metrics["test"]
     labels = json.loads((tiny_run / "labels.json").read_text())
     assert json.loads((bundle / "labels.json").read_text()) == labels

@@ -20,11 +20,12 @@ from tests.conftest import ROOT, run_cli
 from textlstm.cli import main
 from textlstm.core.errors import UserError
 
-RULES = {"sport": ["match", "goal", "team", "striker"], "money": ["shares", "bank", "profit", "market"],
+RULES = {"sport": ["match", "goal", "team", "striker"], "money": ["shares", "bank", "profit",
+                                                                  "market"],
          "tech": ["phone", "software", "chip", "laptop"]}
 LABELS = sorted(RULES)
-FILLER = ("the a of and to in on with was is for it at by from this that they we you said new day week "
-          "year people time way city house car road water food music book film").split()
+FILLER = ("the a of and to in on with was is for it at by from this that they we you said new "
+          "day week year people time way city house car road water food music book film").split()
 
 
 def _rows(n: int, seed: int) -> list[tuple[str, list[str]]]:
@@ -65,8 +66,10 @@ def ml_files(tmp_path_factory):
 
 def _ml_args(d: Path, files: Path, **more) -> list[str]:
     return ["train", "--config", str(ROOT / "configs" / "base.yaml"), "task=multilabel",
-            f"data.train_file={files / 'train.jsonl'}", f"data.validation_file={files / 'validation.csv'}",
-            f"data.test_file={files / 'test.csv'}", "data.label_field=tags", f"data.data_dir={d / 'data'}",
+            f"data.train_file={files / 'train.jsonl'}",
+            f"data.validation_file={files / 'validation.csv'}",
+            f"data.test_file={files / 'test.csv'}", "data.label_field=tags",
+            f"data.data_dir={d / 'data'}",
             f"run_root={d / 'runs'}", "model.embedding.dim=16", "model.encoder.hidden_size=16",
             "data.max_length=40", "data.min_freq=1", "data.batch_size=16", "trainer.max_epochs=6",
             "trainer.progress_bar=false", "optim.lr=0.03", *[f"{k}={v}" for k, v in more.items()]]
@@ -91,7 +94,8 @@ def _read_test(files: Path) -> tuple[list[str], np.ndarray]:
 def _auroc(scores: np.ndarray, y: np.ndarray) -> float:
     """Mann-Whitney: the chance a positive outscores a negative (ties count half)."""
     pos, neg = scores[y == 1], scores[y == 0]
-    return float(((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum()) / (len(pos) * len(neg)))
+    return float(((pos[:, None] > neg).sum() + 0.5 * (pos[:, None] == neg).sum())
+                 / (len(pos) * len(neg)))
 
 
 def test_the_run_learns_the_rules_and_its_metrics_equal_a_direct_computation(ml_run, ml_files):
@@ -99,7 +103,8 @@ def test_the_run_learns_the_rules_and_its_metrics_equal_a_direct_computation(ml_
     assert m["task"] == "multilabel" and m["data"]["labels"] == LABELS
     assert json.loads((ml_run / "labels.json").read_text()) == LABELS
     t = m["test"]
-    assert set(t) == {"f1_micro", "f1_macro", "f1_samples", "hamming_loss", "subset_accuracy", "per_label", "loss"}
+    assert set(t) == {"f1_micro", "f1_macro", "f1_samples", "hamming_loss", "subset_accuracy",
+                      "per_label", "loss"}
     assert set(m["validation"]) >= {"f1_macro", "f1_macro_tuned", "loss"}
     assert m["calibration"] == {"method": "none", "temperature": 1.0}
     assert t["f1_micro"] > 0.85 and t["subset_accuracy"] > 0.7  # the rules were learned
@@ -111,7 +116,8 @@ def test_the_run_learns_the_rules_and_its_metrics_equal_a_direct_computation(ml_
     tp, fp, fn = (p & y).sum(0), (p & (1 - y)).sum(0), ((1 - p) & y).sum(0)
     f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
     row_tp, row_wrong = (p & y).sum(1), (p != y).sum(1)
-    row_f1 = np.where(row_tp + row_wrong == 0, 1.0, 2 * row_tp / np.maximum(2 * row_tp + row_wrong, 1))
+    row_f1 = np.where(row_tp + row_wrong == 0, 1.0,
+                      2 * row_tp / np.maximum(2 * row_tp + row_wrong, 1))
     direct = {
         "f1_micro": 2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()),
         "f1_macro": f1.mean(),
@@ -135,7 +141,8 @@ def test_thresholds_are_saved_with_the_run_and_every_reader_uses_them(ml_run, ml
     from textlstm.training.multilabel import CANDIDATES
 
     m = json.loads((ml_run / "metrics.json").read_text())
-    assert list(m["thresholds"]) == LABELS and all(v in CANDIDATES for v in m["thresholds"].values())
+    assert list(m["thresholds"]) == LABELS
+    assert all(v in CANDIDATES for v in m["thresholds"].values())
     pred = textlstm.load(ml_run)
     assert pred.thresholds == [m["thresholds"][lab] for lab in LABELS]
 
@@ -146,12 +153,15 @@ def test_thresholds_are_saved_with_the_run_and_every_reader_uses_them(ml_run, ml
     other = textlstm.load(copy)
     texts = ["the striker scored a goal", "shares in the bank fell", "a new phone chip", "the city"]
     for model in (pred, other):
-        for row, probs in zip(model.predict(texts), model.predict_proba(texts).tolist(), strict=True):
-            want = {lab for lab, q, th in zip(LABELS, probs, model.thresholds, strict=True) if q >= th}
+        for row, probs in zip(model.predict(texts), model.predict_proba(texts).tolist(),
+                              strict=True):
+            want = {lab for lab, q, th in zip(LABELS, probs, model.thresholds,
+                                              strict=True) if q >= th}
             assert set(row["labels"]) == want
             assert list(row["probabilities"]) == LABELS
     # evaluate predicts at the thresholds of the run it is given
-    code, out, err = run_cli("evaluate", ml_run, "--data", ml_files / "test.csv", "data.label_field=tags",
+    code, out, err = run_cli("evaluate", ml_run, "--data", ml_files / "test.csv",
+                             "data.label_field=tags",
                              f"data.data_dir={tmp_path / 'data'}")
     assert code == 0, err
     report = json.loads(out)
@@ -163,7 +173,8 @@ def test_thresholds_are_saved_with_the_run_and_every_reader_uses_them(ml_run, ml
 
 
 def test_predict_answers_label_sets_and_min_labels_never_leaves_one_empty(ml_run):
-    texts = ["the striker scored a goal and the bank made a profit", "the of and in", "city road water",
+    texts = ["the striker scored a goal and the bank made a profit", "the of and in",
+             "city road water",
              "they said it was a day"]
     code, out, err = run_cli("predict", ml_run, *texts)
     assert code == 0, err
@@ -208,7 +219,8 @@ def test_report_errors_and_dashboard_follow_the_multilabel_shape(ml_run):
         assert h[f"{key}/_type"] == ["table-file"], key
     assert not [k for k in h if "confusion" in k or "reliability" in k]
     table = json.loads((files[0].parent / "files" / h["test/per_label/path"][0]).read_text())
-    assert table["columns"] == ["label", "precision", "recall", "f1", "support", "auroc", "threshold"]
+    assert table["columns"] == ["label", "precision", "recall", "f1", "support", "auroc",
+                                "threshold"]
     assert [r[0] for r in table["data"]] == LABELS
     assert "val/f1_macro" in h and 0 <= s["summary"]["test/f1_micro"] <= 1
 
@@ -230,7 +242,8 @@ def _bad(tmp_path, files: dict, *extra) -> list[str]:
         paths[split] = path
     return ["train", "--config", str(ROOT / "configs" / "base.yaml"), "task=multilabel",
             f"data.train_file={paths['train']}", f"data.validation_file={paths['validation']}",
-            f"data.test_file={paths['test']}", "data.label_field=tags", f"data.data_dir={d / 'data'}",
+            f"data.test_file={paths['test']}", "data.label_field=tags",
+            f"data.data_dir={d / 'data'}",
             f"run_root={d / 'runs'}", "wandb.mode=disabled", "trainer.progress_bar=false", *extra]
 
 
@@ -241,7 +254,8 @@ BAD = [
      ["row 1", "not a list of strings"]),
     ("labels as objects", {"train": ("t.jsonl", '{"text": "a b", "tags": {"x": 1}}\n' * 3)},
      ["not a list of strings"]),
-    ("another separator", {"train": ("t.csv", "text,tags\na b,\"sport,money\"\nc d,tech\ne f,sport\n")},
+    ("another separator", {"train": ("t.csv",
+                                     "text,tags\na b,\"sport,money\"\nc d,tech\ne f,sport\n")},
      ["data.label_separator '|'", "contain ','", "'sport,money'", "data.label_separator=','"]),
     ("label only in validation", {"validation": ("v.csv", "text,tags\na b,sport|chess\n")},
      ["'chess'", "never occur in train"]),
@@ -274,6 +288,12 @@ def test_bad_multilabel_config(override, words, tmp_path, capsys):
 def test_predict_refuses_negative_min_labels(ml_run):
     code, _, err = run_cli("predict", ml_run, "a text", "--min-labels", "-1")
     assert code == 2 and "--min-labels" in err and "Traceback" not in err
+
+
+def test_export_refuses_a_multilabel_run_in_one_line(ml_run, tmp_path):
+    code, out, err = run_cli("export", ml_run, "--out", tmp_path / "bundle")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "multi-class models only" in err
+    assert not (tmp_path / "bundle").exists()
 
 
 # ---------------------------------------------------------------- pieces

@@ -70,12 +70,13 @@ def predictor(tiny_run):
     return textlstm.load(tiny_run)
 
 
-def _assert_same(served, expected):
+def _assert_same(served, expected, tol=2e-6):
+    """Same labels and probabilities (an ONNX bundle against torch: within 1e-5)."""
     assert len(served) == len(expected)
     for s, e in zip(served, expected, strict=True):
         assert set(s) == {"label", "probabilities"}
         assert s["label"] == e["label"]
-        assert s["probabilities"] == pytest.approx(e["probabilities"], abs=2e-6)
+        assert s["probabilities"] == pytest.approx(e["probabilities"], abs=tol)
 
 
 def test_single_and_batch_requests_answer_like_the_predictor(server, predictor):
@@ -273,11 +274,11 @@ def fake_hub(tmp_path, monkeypatch):
 
 
 def _bundle_like(tiny_run, where):
-    """A folder with textlstm.json, which push treats as a bundle. Until the ONNX bundle lands
-    on this branch its files are the run's, so today's loader can load what is pulled back."""
+    """The tiny run exported as an fp32 bundle (what `textlstm export` writes)."""
+    from textlstm.serving.export import export_run
+
     bundle = where / "bundle"
-    shutil.copytree(tiny_run, bundle, ignore=shutil.ignore_patterns("wandb", "gates", "logs"))
-    (bundle / "textlstm.json").write_text(json.dumps({"task": "single-label"}))
+    export_run(tiny_run, bundle, quantize="none", log=lambda m: None)
     return bundle
 
 
@@ -292,28 +293,21 @@ def test_push_uploads_a_bundle_and_load_hf_pulls_it_back(tiny_run, tmp_path, fak
     assert ("create_repo", "someone/tiny-news", True) in calls
     assert (hub / "someone/tiny-news" / "textlstm.json").is_file()
     pulled = textlstm.load("hf://someone/tiny-news")
-    _assert_same(pulled.predict(TEXTS), predictor.predict(TEXTS))
+    _assert_same(pulled.predict(TEXTS), predictor.predict(TEXTS), tol=1e-5)
     assert list(tmp_path.glob("wandb/offline-run-*"))  # the W&B artifact, offline
 
 
-def test_push_exports_a_run_folder_first(tiny_run, tmp_path, fake_hub, monkeypatch):
-    import types
-
+def test_push_exports_a_run_folder_first(tiny_run, tmp_path, fake_hub, predictor):
+    import textlstm
     from textlstm.commands.push import push
 
     hub, calls = fake_hub
-    exported = []
-
-    def export_bundle(run, out_dir, quantize="none"):
-        exported.append((run, quantize))
-        _bundle_like(tiny_run, tmp_path / "made").rename(out_dir)
-
-    fake = types.ModuleType("textlstm.serving.export")
-    fake.export_bundle = export_bundle
-    monkeypatch.setitem(sys.modules, "textlstm.serving.export", fake)
     push(tiny_run, "someone/from-run")
-    assert exported == [(tiny_run, "none")]
-    assert "textlstm.json" in next(c for c in calls if c[0] == "upload_folder")[2]
+    uploaded = next(c for c in calls if c[0] == "upload_folder")[2]
+    assert "textlstm.json" in uploaded and "model.onnx" in uploaded
+    pulled = textlstm.load("hf://someone/from-run")
+    assert pulled.engine == "onnx"
+    _assert_same(pulled.predict(TEXTS), predictor.predict(TEXTS), tol=1e-5)
 
 
 def test_push_without_a_token_or_network_is_one_line_exit_2(tiny_run, tmp_path, monkeypatch):

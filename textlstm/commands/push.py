@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-from textlstm.core.errors import UserError
 from textlstm.core.runfolder import require_run_dir
 from textlstm.serving import hub
 
@@ -27,14 +27,11 @@ def push(path: str | Path, repo_id: str, private: bool = False) -> str:
     if (path / BUNDLE_MARK).is_file():
         return _push_bundle(path, repo_id, private, token)
     require_run_dir(path, "push")
-    try:
-        from textlstm.serving.export import export_bundle
-    except ImportError:
-        raise UserError(f"{path} is a run folder and this textlstm cannot export one; pass a "
-                        "bundle folder (with textlstm.json) instead.") from None
+    from textlstm.serving.export import export_run
+
     with tempfile.TemporaryDirectory(prefix="textlstm-push-") as tmp:
         bundle = Path(tmp) / "bundle"
-        export_bundle(path, bundle, quantize="none")
+        export_run(path, bundle, quantize="none", log=lambda m: print(m, file=sys.stderr))
         return _push_bundle(bundle, repo_id, private, token)
 
 

@@ -199,8 +199,10 @@ class BundlePredictor:
                  "probabilities": {lab: round(p, 6) for lab, p in zip(labels, row, strict=True)}}
                 for b, row in zip(best, probs.tolist(), strict=True)]
 
-    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None) -> list[dict]:
-        """One dict per text: {"label": str, "probabilities": {label: p}}."""
+    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None,
+                min_labels: int = 0) -> list[dict]:
+        """One dict per text: {"label": str, "probabilities": {label: p}} (`min_labels`: for
+        the run Predictor's signature; a multi-class bundle always answers one label)."""
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -210,7 +212,8 @@ class BundlePredictor:
 
     # ------------------------------------------------------------ streams
     def predict_stream(self, texts: Iterable[str], chunk_size: int = 2048,
-                       workers: int | None = None) -> Iterator[tuple[str, dict]]:
+                       workers: int | None = None, min_labels: int = 0
+                       ) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable, in order, a bounded number of chunks held.
 
         Tokenizing (spaCy, holds the GIL) costs several times the int8 network here, so on

@@ -218,8 +218,8 @@ def bundle_meta(pred: Predictor, run_dir: Path, metrics: dict, quantize: str, op
         "tokenizer": {"name": "spacy.blank(en)", "spacy_version": spacy.__version__,
                       "tokenizer_version": TOKENIZER_VERSION, "lowercase": bool(c.data.lowercase),
                       "max_length": int(c.data.max_length)},
-        # filled in by calibration (another issue); null means plain softmax and argmax
-        "calibration": {"temperature": None, "thresholds": None},
+        # the run's fitted temperature (softmax(logits / T)); thresholds: multi-label only
+        "calibration": {"temperature": float(pred.temperature), "thresholds": None},
         "data": {"source": c.data.source, "text_field": c.data.text_field,
                  "label_field": c.data.label_field},
         "eval_batch_size": int(c.data.eval_batch_size),
@@ -326,7 +326,11 @@ def export_run(run_dir: str | Path, out: str | Path, quantize: str = "none", ops
     if not out.parent.is_dir():
         raise UserError(f"the folder {out.parent} for --out does not exist; create it first.")
     run_dir = runfolder.require_run_dir(run_dir, "export")
-    check_cell(runfolder.load_run_config(run_dir).model.encoder.cell, run_dir)
+    cfg = runfolder.load_run_config(run_dir)
+    if cfg.task != "multiclass":
+        raise UserError(f"run {run_dir} is a {cfg.task} run and bundles hold multi-class models "
+                        "only; serve or predict with the run folder itself.")
+    check_cell(cfg.model.encoder.cell, run_dir)
     pred = load_run(run_dir, device="cpu")
     net = pred.net.cpu().train(False)
     metrics_path = run_dir / runfolder.METRICS
