@@ -136,7 +136,8 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
     chunk = 50
     real_stream = Predictor.predict_stream
     monkeypatch.setattr(Predictor, "predict_stream",
-                        lambda self, texts, chunk_size=8192: real_stream(self, texts, chunk))
+                        lambda self, texts, chunk_size=8192, **kw:
+                        real_stream(self, texts, chunk, **kw))
     read = {"n": 0}
     held = []  # texts read but not yet written, at each written row
     real_iter = predict_mod.iter_texts

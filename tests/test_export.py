@@ -140,7 +140,8 @@ def test_predict_and_evaluate_take_a_bundle(bundle, tiny_run, small_csvs, test_t
     got, want = json.loads(out), json.loads((tiny_run / "metrics.json").read_text())["test"]
     assert got["accuracy"] == pytest.approx(want["accuracy"])
     assert got["confusion_matrix"] == want["confusion_matrix"]
-    assert got["loss"] == pytest.approx(want["loss"], abs=1e-4)
+    assert got["loss"] == pytest.approx(want["loss"], abs=1e-4)  # with the run's temperature
+    assert got["ece"] == pytest.approx(want["ece"], abs=1e-4)
 
 
 def test_int8_export_agrees_with_the_run(tiny_run, bundle, tmp_path):

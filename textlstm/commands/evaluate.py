@@ -73,4 +73,5 @@ def evaluate_bundle(folder: str | Path, data_file: str | None, overrides: list[s
     logits = pred.logits(list(iter_column(ds, "text")))  # (N, C)
     index = {lab: i for i, lab in enumerate(pred.labels)}
     targets = np.fromiter((index[lab] for lab in iter_column(ds, "label")), dtype=np.int64)
-    return score_logits(torch.from_numpy(logits), torch.from_numpy(targets), pred.labels)
+    return score_logits(torch.from_numpy(logits), torch.from_numpy(targets), pred.labels,
+                        float(pred.temperature or 1.0))

@@ -71,16 +71,19 @@ def metrics_report(metrics: MetricCollection, report: MetricCollection, loss_met
     }
 
 
-def score_logits(logits: torch.Tensor, targets: torch.Tensor, labels: list[str]) -> dict:
+def score_logits(logits: torch.Tensor, targets: torch.Tensor, labels: list[str],
+                 temperature: float = 1.0) -> dict:
     """The same report from logits (N, C) and label ids (N,) computed elsewhere (a bundle on
-    onnxruntime): the metric objects a test epoch uses, the unweighted cross-entropy."""
+    onnxruntime): the metric objects a test epoch uses, the unweighted cross-entropy of the
+    calibrated logits, and the ECE with and without the temperature."""
     n = len(labels)
     metrics, report, loss = _summary_metrics(n), _report_metrics(n), MeanMetric()
     preds = logits.argmax(-1)
     metrics(preds, targets)
     report(preds, targets)
-    loss(nn.functional.cross_entropy(logits.float(), targets), weight=targets.numel())
-    return metrics_report(metrics, report, loss, labels)
+    loss(nn.functional.cross_entropy(logits.float() / temperature, targets), weight=targets.numel())
+    return metrics_report(metrics, report, loss, labels) | {
+        "ece": ece(logits, targets, temperature), "ece_uncalibrated": ece(logits, targets)}
 
 
 class LitTextClassifier(L.LightningModule):
