@@ -41,21 +41,25 @@ def _names(hot, labels: list[str]) -> str:
     return ", ".join(lab for lab, h in zip(labels, hot, strict=True) if h)
 
 
+def _mistakes_first(wrong, conf, cap: int) -> list[int]:
+    """Row order: mistakes first (most confident mistakes at the top), then correct ones, least
+    confident first; at most `cap` rows."""
+    return sorted(range(len(wrong)),
+                  key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+
+
 def prediction_rows(p: dict, labels: list[str], split: str,
                     cap: int = MAX_PREDICTION_ROWS) -> list[list]:
     if p["true"].ndim == 2:  # multi-label: a row is wrong unless its whole label set is
         wrong = (p["pred"] != p["true"]).any(1)
         conf = np.abs(p["probs"] - 0.5).min(1) + 0.5  # how sure of its least sure label
-        order = sorted(range(len(wrong)),
-                       key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+        order = _mistakes_first(wrong, conf, cap)
         return [[split, p["text"][i][:500], _names(p["true"][i], labels),
                  _names(p["pred"][i], labels), bool(not wrong[i]),
                  *[round(float(x), 4) for x in p["probs"][i]]] for i in order]
     wrong = p["pred"] != p["true"]
     conf = p["probs"].max(1)
-    # mistakes first (most confident mistakes at the top), then correct ones, least confident first
-    order = sorted(range(len(wrong)),
-                   key=lambda i: (not wrong[i], -conf[i] if wrong[i] else conf[i]))[:cap]
+    order = _mistakes_first(wrong, conf, cap)
     return [[split, p["text"][i][:500], labels[p["true"][i]], labels[p["pred"][i]],
              bool(not wrong[i]),
              *[round(float(x), 4) for x in p["probs"][i]]] for i in order]
