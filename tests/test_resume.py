@@ -178,6 +178,9 @@ def test_sigkill_mid_epoch_resumes_from_the_step_checkpoint(small_csvs, tmp_path
 
 def test_resume_errors_are_one_clear_sentence(small_csvs, tmp_path, uninterrupted):
     code, _, err = run_cli("train", "--resume", tmp_path / "nope")
+    assert code == 2 and "it does not exist" in err and "Traceback" not in err
+    (tmp_path / "plain").mkdir()
+    code, _, err = run_cli("train", "--resume", tmp_path / "plain")
     assert code == 2 and "not a run directory" in err and "Traceback" not in err
     code, _, err = run_cli("train", "--resume", uninterrupted)
     assert code == 2 and "already finished" in err
