@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from textlstm.batches.datamodule import TextDataModule
-from textlstm.core.config import load_config, preset_path
+from textlstm.core.config import chunking, load_config, preset_path
 from textlstm.core.errors import UserError
 from textlstm.core.hardware import set_threads, usable_cores
 from textlstm.core.logs import quiet_libraries
@@ -342,12 +342,12 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     dm.setup()
     train_ds = dm.splits["train"]
     V, C = len(dm.vocab), len(dm.labels)
-    ours_net = TextClassifier(V, C, cfg.model)
+    ours_net = TextClassifier(V, C, cfg.model, chunking(cfg))
     if cfg.model.embedding.vectors:
         vecs, found, _ = load_vectors(cfg.model.embedding.vectors, dm.vocab)
         ours_net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found),
                               cfg.model.embedding.freeze)
-    naive_net = NaiveLSTMClassifier(V, C, cfg.model)
+    naive_net = NaiveLSTMClassifier(V, C, cfg.model, chunking(cfg))
     naive_net.load_state_dict(ours_net.state_dict())  # the same starting point for both
     naive_net.embedding.weight.requires_grad_(ours_net.embedding.weight.requires_grad)
     ours = Stepper(ours_net, dm.loader("train"), cfg.optim.lr)
@@ -445,7 +445,7 @@ def bench_alternatives(cfg, dm: TextDataModule, state: dict, steps: int, log) ->
         for k, v in change.items():
             if k != "threads":
                 OmegaConf.update(c, k, v)
-        net = TextClassifier(len(dm.vocab), len(dm.labels), c.model)
+        net = TextClassifier(len(dm.vocab), len(dm.labels), c.model, chunking(c))
         net.load_state_dict(state)
         dm.cfg = c.data
         steppers[label] = (Stepper(net, dm.loader("train"), c.optim.lr),

@@ -74,19 +74,31 @@ class DataConfig:
     lowercase: bool = field(default=True, metadata={"help": (
         "lowercase tokens before building the vocabulary and encoding (true | false)")})
     max_length: int = field(default=400, metadata={"help": (
-        "tokens kept per text (the head of the text; the rest is cut off); at least 1")})
+        "tokens kept per text (the head of the text; the rest is cut off); at least 1. With "
+        "model.long_text=chunks it is set for you: the tokens data.max_chunks windows cover")})
+    chunk_length: Any = field(default=128, metadata={"help": (
+        "model.long_text=chunks: tokens per window; auto: from the training split's lengths "
+        "(textlstm/batches/recipe.py); at least 2")})
+    chunk_overlap: int = field(default=0, metadata={"help": (
+        "model.long_text=chunks: tokens each window shares with the one before; 0 to "
+        "data.chunk_length - 1")})
+    max_chunks: Any = field(default=16, metadata={"help": (
+        "model.long_text=chunks: most windows read per document (bounds memory); tokens past "
+        "them are cut off; auto: enough for 99% of the training texts, at most 64")})
     min_freq: int = field(default=2, metadata={"help": (
         "a word enters the vocabulary only if it occurs at least this many times in the "
         "training split; rarer words become <unk>")})
     max_vocab_size: int = field(default=50000, metadata={"help": (
         "largest vocabulary, <pad> and <unk> included; the most frequent words are kept")})
-    batch_size: int = field(default=32, metadata={"help": (
-        "training texts per batch (per device); at least 1")})
+    batch_size: Any = field(default=32, metadata={"help": (
+        "training texts per batch (per device); at least 1; auto: from the training split's "
+        "size, sqrt(texts) / 2.6 between 8 and 128 (textlstm/batches/recipe.py)")})
     eval_batch_size: int = field(default=256, metadata={"help": (
         "texts per batch for validation, test, evaluate and predict; at least 1")})
-    max_tokens_per_batch: int | None = field(default=None, metadata={"help": (
-        "batch by a token budget (texts x longest length, padding included) instead of a fixed "
-        "count, so long and short texts cost the same; null: off; at least data.max_length")})
+    max_tokens_per_batch: Any = field(default=None, metadata={"help": (
+        "token budget of a batch (texts x longest length, padding included): long texts come "
+        "in batches of fewer than data.batch_size texts; null: off; auto: data.batch_size texts "
+        "of the training split's 75th-percentile length; else at least data.max_length")})
     bucketing: str = field(default="sorted", metadata={"help": (
         "sorted: similar lengths per batch; exact: equal lengths (no padding); streaming needs "
         "sorted")})
@@ -158,6 +170,13 @@ class ModelConfig:
         "loss weight per class: none | balanced (n / (classes x count); task=multilabel: BCE "
         "pos_weight = negatives / positives per label) | a list of one weight per label (in "
         "labels.json order)")})
+    long_text: str = field(default="truncate", metadata={"help": (
+        "texts longer than one window: truncate (read the first data.max_length tokens) | "
+        "chunks (read data.max_chunks windows of data.chunk_length tokens with the same "
+        "encoder and pool them) | auto (chunks if any training text is longer than a window)")})
+    chunk_pooling: str = field(default="max", metadata={"help": (
+        "model.long_text=chunks: how the window vectors become one document vector: max | mean "
+        "| attention (over the document's own windows)")})
     calibration: str = field(default="temperature", metadata={"help": (
         "probability calibration fitted on the validation split after training: temperature "
         "(one temperature T, softmax(logits / T); the predicted label never changes) | none; "
@@ -212,6 +231,9 @@ class TrainerConfig:
         "show Lightning's progress bar (true | false)")})
     checkpoint_every_n_steps: int = field(default=0, metadata={"help": (
         "also checkpoint (step.ckpt) every n steps; 0: epoch ends only")})
+    max_minutes: float | None = field(default=None, metadata={"help": (
+        "wall-clock budget of the training loop in minutes: training stops at the end of the "
+        "step that passes it, and the best checkpoint so far is tested; null: no budget")})
 
 
 @dataclass
@@ -353,12 +375,49 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if cfg.data.train_file and cfg.data.source in EMBEDDED_SOURCES:
         cfg.data.source = "files"
     validate(cfg)
+    if cfg.model.long_text == "chunks" and _is_int(cfg.data.chunk_length) \
+            and _is_int(cfg.data.max_chunks):
+        # what a document may hold is what its windows cover (checked again with that length)
+        cfg.data.max_length = chunk_span(cfg.data)
+        validate(cfg)
     return cfg
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def chunk_span(d) -> int:
+    """Tokens that data.max_chunks windows of data.chunk_length (overlapping by
+    data.chunk_overlap) cover: the most a chunked document is read."""
+    return d.chunk_length + (d.max_chunks - 1) * (d.chunk_length - d.chunk_overlap)
+
+
+def chunking(cfg) -> tuple[int, int] | None:
+    """(window length, overlap) for the network when `model.long_text` is chunks, else None."""
+    if cfg.model.long_text != "chunks":
+        return None
+    return int(cfg.data.chunk_length), int(cfg.data.chunk_overlap)
 
 
 def _check(ok: bool, key: str, msg: str) -> None:
     if not ok:
         raise UserError(f"config key '{key}' {msg}.")
+
+
+def _validate_lengths(d) -> None:
+    """data.* keys that decide how much of a text is read and how texts are batched."""
+    mtb = d.max_tokens_per_batch
+    _check(mtb in (None, "auto") or (_is_int(mtb) and mtb >= d.max_length),
+           "data.max_tokens_per_batch",
+           f"is {mtb}; use null, auto or a number of at least data.max_length ({d.max_length})")
+    _check(d.chunk_length == "auto" or (_is_int(d.chunk_length) and d.chunk_length >= 2),
+           "data.chunk_length", f"is {d.chunk_length}; use auto or a whole number of at least 2")
+    _check(d.max_chunks == "auto" or (_is_int(d.max_chunks) and d.max_chunks >= 1),
+           "data.max_chunks", f"is {d.max_chunks}; use auto or a whole number of at least 1")
+    _check(d.chunk_overlap >= 0 and (not _is_int(d.chunk_length)
+                                     or d.chunk_overlap < d.chunk_length),
+           "data.chunk_overlap", f"is {d.chunk_overlap}; use 0 to data.chunk_length - 1")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -380,10 +439,11 @@ def validate(cfg: DictConfig) -> None:
                "must name a CSV, JSON Lines or Parquet file when data.source=files")
     for k in ("validation_fraction", "test_fraction"):
         _check(0.0 < d[k] < 0.5, f"data.{k}", f"is {d[k]}; use a fraction between 0 and 0.5")
-    for k in ("max_length", "batch_size", "eval_batch_size", "min_freq", "max_vocab_size"):
+    _check(d.batch_size == "auto" or (_is_int(d.batch_size) and d.batch_size >= 1),
+           "data.batch_size", f"is {d.batch_size}; use auto or a whole number of at least 1")
+    for k in ("max_length", "eval_batch_size", "min_freq", "max_vocab_size"):
         _check(d[k] >= 1, f"data.{k}", f"is {d[k]}; it must be at least 1")
-    _check(d.max_tokens_per_batch is None or d.max_tokens_per_batch >= d.max_length,
-           "data.max_tokens_per_batch", "must be at least data.max_length (or null)")
+    _validate_lengths(d)
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
     _check(d.bucketing in ("sorted", "exact"), "data.bucketing",
            f"is '{d.bucketing}'; use sorted or exact")
@@ -414,6 +474,18 @@ def validate(cfg: DictConfig) -> None:
            f"is '{m.calibration}'; use temperature or none")
     _check(m.pooling in POOLINGS, "model.pooling",
            f"is '{m.pooling}'; use one of {', '.join(POOLINGS)}")
+    _check(m.long_text in ("truncate", "chunks", "auto"), "model.long_text",
+           f"is '{m.long_text}'; use truncate, chunks or auto")
+    _check(m.chunk_pooling in ("max", "mean", "attention"), "model.chunk_pooling",
+           f"is '{m.chunk_pooling}'; use max, mean or attention")
+    if d.streaming:  # auto decisions read the whole training split's lengths first
+        for key, value in (("model.long_text", m.long_text), ("data.chunk_length", d.chunk_length),
+                           ("data.batch_size", d.batch_size),
+                           ("data.max_chunks", d.max_chunks),
+                           ("data.max_tokens_per_batch", d.max_tokens_per_batch)):
+            _check(value != "auto", key,
+                   "is auto, which needs the prepared data path; set data.streaming=false or "
+                   "give it a value")
     _check(m.head.hidden_size >= 0, "model.head.hidden_size", "must be 0 or more")
     cw = m.class_weights
     _check(cw in ("none", "balanced", None) or OmegaConf.is_list(cw) or isinstance(cw, list),
@@ -430,6 +502,8 @@ def validate(cfg: DictConfig) -> None:
     for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         _check(0 < t[k] <= 1 or float(t[k]).is_integer(), f"trainer.{k}",
                f"is {t[k]}; use a fraction in (0, 1] or a whole number of batches")
+    _check(t.max_minutes is None or t.max_minutes > 0, "trainer.max_minutes",
+           f"is {t.max_minutes}; use a positive number of minutes or null")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",

@@ -7,6 +7,7 @@ from torch import nn
 
 from textlstm.core.errors import UserError
 from textlstm.models.cells import PeepholeEncoder
+from textlstm.models.chunks import ChunkPooling, window_counts, windows
 from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling
 from textlstm.models.version import ARCH_VERSION
@@ -27,15 +28,19 @@ def build_encoder(input_size: int, cfg) -> nn.Module:
 
 
 class TextClassifier(nn.Module):
-    def __init__(self, vocab_size: int, num_classes: int, cfg):
-        """`cfg` is the config's `model` section."""
+    def __init__(self, vocab_size: int, num_classes: int, cfg,
+                 chunking: tuple[int, int] | None = None):
+        """`cfg` is the config's `model` section; `chunking` is (window length, overlap) when
+        `model.long_text` is chunks (core/config.py: chunking), None to read texts as they are."""
         super().__init__()
         e = cfg.embedding
+        self.chunking = chunking
         self.embedding = nn.Embedding(vocab_size, e.dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(e.dropout)
         self.encoder = build_encoder(e.dim, cfg.encoder)
         self.pooling = Pooling(cfg.pooling, self.encoder.get_output_dim())
         d = self.pooling.get_output_dim()
+        self.chunk_pooling = ChunkPooling(cfg.chunk_pooling, d) if chunking else None
         layers: list[nn.Module] = [nn.Dropout(cfg.head.dropout)]
         if cfg.head.hidden_size:
             layers += [nn.Linear(d, cfg.head.hidden_size), nn.ReLU(), nn.Dropout(cfg.head.dropout)]
@@ -55,8 +60,23 @@ class TextClassifier(nn.Module):
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        if self.chunking is not None:
+            size, overlap = self.chunking
+            # a batch whose texts all fit one window takes the plain path: one window pooled
+            # over one window is the window itself (max, mean and attention alike)
+            if bool((window_counts(lengths, size, overlap) > 1).any()):
+                return self._encode_windows(x, lengths, size, overlap)
         states, final = self.encoder(x, lengths)  # (B, T, D), (B, D)
         return self.pooling(states, lengths, final)  # (B, D)
+
+    def _encode_windows(self, x: torch.Tensor, lengths: torch.Tensor, size: int,
+                        overlap: int) -> torch.Tensor:
+        # embeddings are cut into windows (not the ids), so attributions on the embedding layer
+        # still give one score per token of the document
+        xw, wlen, owner, slot = windows(x, lengths, size, overlap)  # (N, W, E), (N,) x3
+        states, final = self.encoder(xw, wlen)  # (N, W, D), (N, D)
+        vecs = self.pooling(states, wlen, final)  # (N, D)
+        return self.chunk_pooling(vecs, owner, slot, x.size(0))  # (B, D)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(ids, lengths))  # (B, C) logits
@@ -69,7 +89,8 @@ def arch_version_of(checkpoint: dict) -> int:
 
 
 def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int, cfg,
-                            where: str) -> TextClassifier:
+                            where: str, chunking: tuple[int, int] | None = None
+                            ) -> TextClassifier:
     """Rebuild the network from the config's `model` section and load a checkpoint's weights,
     refusing one made for another architecture version or another vocabulary/label set."""
     found = arch_version_of(checkpoint)
@@ -79,7 +100,7 @@ def network_from_checkpoint(checkpoint: dict, vocab_size: int, num_classes: int,
                         "version that trained it, or retrain.")
     state = {k[len("net."):]: v
              for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-    net = TextClassifier(vocab_size, num_classes, cfg)
+    net = TextClassifier(vocab_size, num_classes, cfg, chunking)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:

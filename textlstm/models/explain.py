@@ -38,7 +38,7 @@ def attribute_ids(net, ids: torch.Tensor, lengths: torch.Tensor, targets: torch.
 
 
 def explain(pred: Predictor, text: str, label: str | None = None,
-            steps: int = DEFAULT_STEPS) -> dict:
+            steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS) -> dict:
     """One text: the predicted (or the named) label, probabilities, spaCy tokens in text order
     (cut to data.max_length, as the model reads them) and one attribution per token."""
     data = pred.cfg.data
@@ -62,7 +62,7 @@ def explain(pred: Predictor, text: str, label: str | None = None,
     # TOLERANCE of |f(x)| (a saturated LSTM gate can need more than the default)
     while True:
         attr, delta = attribute_ids(pred.net, ids, lengths, targets, steps)
-        if abs(float(delta[0])) <= TOLERANCE * abs(fx) or steps >= MAX_STEPS:
+        if abs(float(delta[0])) <= TOLERANCE * abs(fx) or steps >= max_steps:
             break
         steps *= 2
     return {"label": target, "probabilities": row["probabilities"], "tokens": tokens,

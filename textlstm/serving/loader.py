@@ -36,6 +36,7 @@ def load(path: str | Path, overrides: list[str] | None = None, which: str = "bes
 def load_run(run_dir: str | Path, overrides: list[str] | None = None, which: str = "best",
              device: str | None = None) -> Predictor:
     # torch and the network code are imported here, so that loading a bundle never imports them
+    from textlstm.core.config import chunking
     from textlstm.models.classifier import network_from_checkpoint
     from textlstm.models.predictor import Predictor
 
@@ -44,7 +45,8 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, which: str
     vocab = Vocab.load(run_dir / runfolder.VOCAB)
     labels = runfolder.load_labels(run_dir)
     checkpoint = runfolder.read_checkpoint(runfolder.find_checkpoint(run_dir, which))
-    net = network_from_checkpoint(checkpoint, len(vocab), len(labels), cfg.model, str(run_dir))
+    net = network_from_checkpoint(checkpoint, len(vocab), len(labels), cfg.model, str(run_dir),
+                                  chunking(cfg))
     if device is None:
         device = _device_for(cfg.trainer.accelerator)
     return Predictor(net, vocab, labels, cfg, run_dir, device, runfolder.load_temperature(run_dir),

@@ -68,16 +68,19 @@ def explanation_page(text: str, result: dict, gates_png: bytes | None) -> str:
             f"<table>{probs}</table>{gates}</body></html>")
 
 
-def explain_errors(pred, errors: list[dict], steps: int = 32) -> list[dict]:
+def explain_errors(pred, errors: list[dict], steps: int = 32, max_steps: int = 128
+                   ) -> list[dict]:
     """Each worst test error with the tokens that pushed the model to its wrong label (`pred`:
-    a models.predictor.Predictor)."""
+    a models.predictor.Predictor). Steps are capped lower than `textlstm explain`'s: a report
+    explains several texts, whole documents among them, and shows each one's delta."""
     from textlstm.models.explain import explain  # torch and Captum: only when explaining
 
     out = []
     for e in errors:
         try:
             # multi-label: the label the model got most wrong, not the predicted set
-            r = explain(pred, e["text"], e.get("explained", e["predicted"]), steps)
+            r = explain(pred, e["text"], e.get("explained", e["predicted"]), steps,
+                        max_steps)
             out.append(e | {"tokens": r["tokens"], "attributions": r["attributions"]})
         except Exception as ex:  # an explanation must never cost the user a finished run
             log.warning("attributions skipped for one error: %s", ex)

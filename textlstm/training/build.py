@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from textlstm.batches.datamodule import TextDataModule
+from textlstm.core.config import chunking
 from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, matrix_column
 from textlstm.models.classifier import TextClassifier
@@ -46,7 +47,7 @@ def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None
 def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
     """The network for `dm`'s vocabulary and labels, pretrained vectors copied in, wrapped with
     the loss, metrics and optimiser."""
-    net = TextClassifier(len(dm.vocab), len(dm.labels), cfg.model)
+    net = TextClassifier(len(dm.vocab), len(dm.labels), cfg.model, chunking(cfg))
     emb = cfg.model.embedding
     if emb.vectors:
         vecs, found, coverage = load_vectors(emb.vectors, dm.vocab)
