@@ -143,6 +143,8 @@ def test_token_budget_batches():
     s = BucketBatchSampler(lengths, batch_size=32, max_tokens=2000, seed=0)
     for b in s.batches():
         assert len(b) == 1 or len(b) * lengths[b].max() <= 2000
+        assert len(b) <= 32  # batch_size still caps the count of short texts
+    assert max(len(b) for b in s.batches()) == 32
 
 
 def test_collate_pads_and_keeps_lengths():

@@ -6,11 +6,14 @@ once into an Arrow cache, bucketed by length) or the streamed one (StreamingData
 from __future__ import annotations
 
 
-def make_datamodule(cfg, seed: int, vocab=None, labels=None, task: str = "multiclass"):
-    """`cfg` is the config's `data` section; `task` the config's top-level `task`."""
+def make_datamodule(cfg, seed: int, vocab=None, labels=None, task: str = "multiclass",
+                    long_text: str = "truncate"):
+    """`cfg` is the config's `data` section; `task` and `long_text` are the config's `task` and
+    `model.long_text`."""
     from textlstm.batches.datamodule import TextDataModule
     from textlstm.batches.streaming import StreamingDataModule
 
     if cfg.streaming:  # config validation refuses streaming with task=multilabel
         return StreamingDataModule(cfg, seed=seed, vocab=vocab, labels=labels)
-    return TextDataModule(cfg, seed=seed, vocab=vocab, labels=labels, task=task)
+    return TextDataModule(cfg, seed=seed, vocab=vocab, labels=labels, task=task,
+                          long_text=long_text)

@@ -14,6 +14,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 
 from textlstm.batches.collate import collate
+from textlstm.batches.recipe import pick as pick_recipe
 from textlstm.batches.sampler import BucketBatchSampler
 from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, count_tokens, iter_column, token_counts
@@ -92,9 +93,15 @@ class TextDataModule(L.LightningDataModule):
     """`cfg` is the config's `data` section. After `setup()`: `vocab`, `labels`, `splits`."""
 
     def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None,
-                 labels: list[str] | None = None, task: str = "multiclass"):
+                 labels: list[str] | None = None, task: str = "multiclass",
+                 long_text: str = "truncate"):
+        """`long_text` is the config's `model.long_text`; after `setup()` it is decided
+        (truncate or chunks) and `picked` holds what the auto recipe chose (batches/recipe.py).
+        """
         super().__init__()
         self.cfg = cfg
+        self.long_text = long_text
+        self.picked: dict = {}
         self.seed = seed
         self.multilabel = task == "multilabel"
         self.vocab = vocab
@@ -134,6 +141,10 @@ class TextDataModule(L.LightningDataModule):
             raise UserError(f"the training split has only one label ({only}); "
                             "a classifier needs at least two.")
         check_labels(raw, self.labels, self._train_name, self.multilabel)
+        if self._needs_recipe():
+            self.picked = pick_recipe(c, self.long_text, token_counts(self.tokens["train"]))
+            self.long_text = self.picked["long_text"]
+            log.info("auto recipe: %s", self.picked)
         if self.vocab is None:
             self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq,
                                            c.max_vocab_size)
@@ -144,6 +155,11 @@ class TextDataModule(L.LightningDataModule):
         self.timings["encode"] = (t3 := time.perf_counter()) - t2
         self.stats = self._stats(raw)
         self.timings["stats"] = time.perf_counter() - t3
+
+    def _needs_recipe(self) -> bool:
+        c = self.cfg
+        return "auto" in (self.long_text, c.batch_size, c.chunk_length, c.max_chunks,
+                          c.max_tokens_per_batch)
 
     def _drop_empty_training_texts(self) -> None:
         """Empty or whitespace-only texts teach nothing: drop them from train (with a warning);

@@ -16,11 +16,12 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Shuffle the indices, cut them into chunks of `bucket_factor` batches, sort each chunk by
     length, cut it into batches, then shuffle the batches. With `max_tokens` a batch holds as
-    many texts as fit the budget (padded size = count * longest), so long and short batches
-    cost about the same memory. Deterministic for a given (seed, epoch); call `set_epoch`
-    (Lightning does, through `.sampler`) to reshuffle. Without shuffle the order is simply
-    sorted by length. With `exact`, every batch holds texts of one length (zero padding; see
-    `make bench`).
+    many texts as fit the budget (padded size = count * longest), at most `batch_size`, so long
+    documents come in smaller batches and no batch costs more memory than the budget
+    (fairseq's max-tokens and max-sentences, together). Deterministic for a given (seed,
+    epoch); call `set_epoch` (Lightning does, through `.sampler`) to reshuffle. Without
+    shuffle the order is simply sorted by length. With `exact`, every batch holds texts of one
+    length (zero padding; see `make bench`).
 
     An epoch's plan is two numpy arrays (the indices in batch order and where each batch
     starts), about 16 bytes per text: a corpus of millions of texts never becomes Python lists
@@ -64,7 +65,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             return np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, np.int64)
         # greedy: grow a batch while count * longest fits the budget (segments are cut
         # separately and converted to Python one at a time, so memory stays O(segment))
-        cap, out = bs * 64, []
+        cap, out = bs, []
         for s, e in pairwise(segments.tolist()):
             count = longest = 0
             for k, length in enumerate(self.lengths[order[s:e]].tolist(), start=s):

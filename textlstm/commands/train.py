@@ -44,9 +44,13 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     start = _starting_point(cfg)
     # data and model first: a mistake found here leaves no half-made run folder behind
     dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=start.vocab,
-                                       labels=start.labels, task=cfg.task)
+                                       labels=start.labels, task=cfg.task,
+                                       long_text=cfg.model.long_text)
     dm.prepare_data()
     dm.setup()
+    # the auto recipe decides from the training split (batches/recipe.py); the run's
+    # config.yaml records the decisions, so loading the run needs no data
+    cfg.model.long_text = getattr(dm, "long_text", cfg.model.long_text)
     check_schedule(cfg, dm)
     model = build_model(cfg, dm)
     main = rank_zero_only.rank == 0

@@ -87,7 +87,8 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
     loggers = [CSVLogger(run_dir, name="",
                          version="logs")] + ([wandb_logger] if wandb_logger else [])
     trainer = L.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        max_epochs=t.max_epochs, max_time=_max_time(t.max_minutes), accelerator=t.accelerator,
+        devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val,
         limit_train_batches=batch_limit(t.limit_train_batches),
         limit_val_batches=batch_limit(t.limit_val_batches),
@@ -192,7 +193,14 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
         "test": test,
         "calibration": calibration,
         **thresholds,
+        # what the auto recipe decided from the training split (configs/auto.yaml), if anything
+        **({"recipe": dm.picked} if getattr(dm, "picked", None) else {}),
     }
+
+
+def _max_time(minutes: float | None) -> dict | None:
+    """trainer.max_minutes as Lightning's max_time (checked after every step)."""
+    return None if minutes is None else {"seconds": round(60 * float(minutes), 3)}
 
 
 def _best_epoch(ckpt_path: str) -> int | None:

@@ -1,0 +1,67 @@
+"""The auto recipe's data-driven decisions (configs/auto.yaml): read from the training split's
+token lengths, before the splits are encoded, so one config fits tweets and long articles.
+
+Every `auto` left in the config is replaced by a number here, and `pick` returns what it chose
+and why (the lengths it saw), which the run logs to the console, metrics.json and W&B. The
+rules and the measurements behind them are in docs/accuracy.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from textlstm.core.config import chunk_span
+
+# a window longer than this costs more sequential LSTM steps than it buys: 128-token windows
+# read BBC articles as well as 256-token ones (docs/accuracy.md) at a shorter critical path
+LONGEST_WINDOW = 128
+SHORTEST_WINDOW = 16
+MOST_CHUNKS = 64
+
+
+def _round_up(x: float, to: int) -> int:
+    return int(math.ceil(x / to) * to)
+
+
+def pick(d, long_text: str, lengths: np.ndarray) -> dict:
+    """Fill the `auto` keys of the data section `d` (in place) and decide `long_text`.
+
+    `lengths` are the training texts' token counts. Returns the decisions, with the length
+    percentiles they came from."""
+    lengths = np.maximum(np.asarray(lengths), 1)
+    p50, p75, p90, p99 = (float(np.percentile(lengths, q)) for q in (50, 75, 90, 99))
+    longest = int(lengths.max())
+    if d.chunk_length == "auto":
+        # short texts: one window holds (nearly) all of them; long ones: the longest window
+        d.chunk_length = int(min(LONGEST_WINDOW, max(SHORTEST_WINDOW, _round_up(p99, 8))))
+    decided = long_text == "auto"
+    if decided:
+        long_text = "chunks" if longest > d.chunk_length else "truncate"
+    if d.max_chunks == "auto":
+        step = d.chunk_length - d.chunk_overlap
+        need = 1 + math.ceil(max(0.0, p99 - d.chunk_length) / step)
+        d.max_chunks = int(min(MOST_CHUNKS, max(1, need)))
+    if decided and d.max_chunks == 1:
+        long_text = "truncate"  # one window is truncation at its length: keep the plain model
+    if long_text == "chunks":
+        d.max_length = chunk_span(d)
+    elif decided:
+        d.max_length = int(d.chunk_length)  # one window: 99% of the texts are read whole
+    if d.batch_size == "auto":
+        # steps per epoch grow as sqrt(texts): the rule that reproduces the batch sizes tuned by
+        # hand for BBC (16 for 1,701 texts) and tweets (64 for 29,785), docs/accuracy.md
+        d.batch_size = int(min(128, max(8, round(math.sqrt(len(lengths)) / 2.6))))
+    if d.max_tokens_per_batch == "auto":
+        # room for data.batch_size texts of the 75th-percentile length: longer documents come
+        # in smaller batches, so no step costs more memory than a typical one
+        d.max_tokens_per_batch = int(max(d.max_length,
+                                         d.batch_size * min(p75, d.max_length)))
+    return {"long_text": long_text, "batch_size": int(d.batch_size),
+            "chunk_length": int(d.chunk_length),
+            "max_chunks": int(d.max_chunks), "max_length": int(d.max_length),
+            "max_tokens_per_batch": d.max_tokens_per_batch,
+            "train_tokens": {"p50": p50, "p75": p75, "p90": p90, "p99": p99,
+                             "longest": longest,
+                             "cut_off_fraction": round(float((lengths > d.max_length).mean()), 4)}}
