@@ -43,6 +43,7 @@ from textlstm import __version__
 from textlstm.core import runfolder
 from textlstm.core.errors import UserError
 from textlstm.core.io import write_json, write_text
+from textlstm.models.chunks import window_counts
 from textlstm.models.classifier import ARCH_VERSION, TextClassifier
 from textlstm.models.masks import final_states
 from textlstm.models.predictor import Predictor
@@ -66,20 +67,46 @@ class ExportNet(nn.Module):
     exporter writes ONNX's LSTM/GRU with `sequence_lens`. Same weights, same pooling and head,
     the same numbers as `TextClassifier.forward` in eval mode (checked on every export)."""
 
-    def __init__(self, net: TextClassifier):
+    def __init__(self, net: TextClassifier, max_chunks: int | None = None):
         super().__init__()
         self.embedding, self.rnn = net.embedding, net.encoder.rnn
         self.pooling, self.head = net.pooling, net.head
         self.num_directions = net.encoder.num_directions
+        self.chunking, self.chunk_pooling = net.chunking, net.chunk_pooling
+        self.max_chunks = max_chunks
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         x = self.embedding(ids)  # (B, T, E)
+        if self.chunking is not None:
+            return self.head(self._windows(x, lengths))
+        return self.head(self._encode(x, lengths))  # (B, C) logits
+
+    def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         # (B, T', D) with T' = the longest length: pooling takes T from the states it gets
         states, _ = pad_packed_sequence(out, batch_first=True)
         final = final_states(states, lengths, self.num_directions)  # (B, D)
-        return self.head(self.pooling(states, lengths, final))  # (B, C) logits
+        return self.pooling(states, lengths, final)  # (B, D)
+
+    def _windows(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """models/chunks.py's windows with a fixed count: every document gets data.max_chunks
+        windows (the model's own path makes only the ones it needs, a count tracing would
+        freeze); the ones a document does not have are masked out of the chunk pooling, so the
+        numbers are the same."""
+        W, overlap = self.chunking
+        K, step = self.max_chunks, W - overlap
+        B, E = x.size(0), x.size(2)
+        span = W + (K - 1) * step  # = data.max_length, the longest text the bundle feeds
+        x = torch.cat([x, x.new_zeros((B, span, E))], dim=1)  # room for every window
+        starts = torch.arange(K) * step  # (K,)
+        pos = starts.unsqueeze(1) + torch.arange(W).unsqueeze(0)  # (K, W)
+        xw = x[:, pos].reshape(-1, W, E)  # (B*K, W, E)
+        wlen = (lengths.unsqueeze(1) - starts.unsqueeze(0)).clamp(min=1, max=W)  # (B, K)
+        counts = window_counts(lengths, W, overlap)  # (B,)
+        present = torch.arange(K).unsqueeze(0) < counts.unsqueeze(1)  # (B, K)
+        vecs = self._encode(xw, wlen.reshape(-1))  # (B*K, D)
+        return self.chunk_pooling.pool_grid(vecs.reshape(B, K, -1), present)  # (B, D)
 
 
 def check_options(quantize: str, opset: int) -> None:
@@ -113,12 +140,13 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-def write_onnx(net: TextClassifier, path: Path, opset: int) -> None:
+def write_onnx(net: TextClassifier, path: Path, opset: int, max_chunks: int | None = None
+               ) -> None:
     ids = torch.tensor([[2, 3, 4], [5, 6, 0]], dtype=torch.long)  # (B, T): one padded row
     lengths = torch.tensor([3, 2], dtype=torch.long)
     with torch.no_grad(), _quiet_native_stderr():
-        torch.onnx.export(ExportNet(net).train(False), (ids, lengths), str(path), dynamo=False,
-                          opset_version=opset, input_names=["ids", "lengths"],
+        torch.onnx.export(ExportNet(net, max_chunks).train(False), (ids, lengths), str(path),
+                          dynamo=False, opset_version=opset, input_names=["ids", "lengths"],
                           output_names=["logits"], external_data=False,
                           dynamic_axes={"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
                                         "logits": {0: "batch"}})
@@ -353,7 +381,7 @@ def export_run(run_dir: str | Path, out: str | Path, quantize: str = "none", ops
 def _build(pred: Predictor, net: TextClassifier, run_dir: Path, metrics: dict, tmp: Path,
            quantize: str, opset: int, max_texts: int, log) -> dict:
     fp32 = tmp / (B.MODEL if quantize == "none" else "model.fp32.onnx")
-    write_onnx(net, fp32, opset)
+    write_onnx(net, fp32, opset, int(pred.cfg.data.max_chunks) if net.chunking else None)
     model = fp32
     if quantize == "int8":
         model = tmp / B.MODEL
