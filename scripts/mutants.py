@@ -287,6 +287,32 @@ M = [
            'if c["max_abs_logit_diff"] > 10 * FP32_MAX_ABS_DIFF:',
            "tests/test_export.py::test_the_product_checks_use_the_issue_thresholds",
            "export's fp32 check tolerates 10x the allowed logit difference"),
+    # ---- long documents and the auto recipe
+    Mutant("textlstm/models/chunks.py", "owner = torch.repeat_interleave(torch.arange(B, "
+           "device=x.device), counts)",
+           "owner = torch.repeat_interleave(torch.arange(B, device=x.device), counts)"
+           ".flip(0)",
+           "tests/test_chunks.py::test_a_document_alone_or_in_a_batch_gives_the_same_logits",
+           "windows pooled into the wrong documents"),
+    Mutant("textlstm/models/classifier.py", "if bool((window_counts(lengths, size, overlap) > 1)"
+           ".any()):", "if False:",
+           "tests/test_chunks.py::test_every_window_counts_and_nothing_past_max_length_does",
+           "long_text=chunks reads the whole document as one sequence"),
+    Mutant("textlstm/core/config.py", "cfg.data.max_length = chunk_span(cfg.data)",
+           "cfg.data.max_length = cfg.data.chunk_length",
+           "tests/test_chunks.py::test_every_window_counts_and_nothing_past_max_length_does",
+           "chunks keep only the first window's tokens"),
+    Mutant("textlstm/batches/recipe.py", "need = 1 + math.ceil(max(0.0, p99 - d.chunk_length) "
+           "/ step)", "need = 1",
+           "tests/test_chunks.py::test_recipe_chunks_long_documents_and_covers_the_99th_percentile",
+           "the recipe reads one window of long documents"),
+    Mutant("textlstm/commands/train.py", "cfg.model.long_text = getattr(dm, \"long_text\", "
+           "cfg.model.long_text)", "pass",
+           "tests/test_chunks.py::test_auto_recipe_trains_reloads_and_predicts_long_documents",
+           "the recipe's decision is not saved with the run"),
+    Mutant("textlstm/batches/sampler.py", "cap, out = bs, []", "cap, out = bs * 64, []",
+           "tests/test_data.py::test_token_budget_batches",
+           "a token budget lets short texts overflow data.batch_size"),
 ]
 
 
