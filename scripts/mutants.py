@@ -296,7 +296,7 @@ M = [
            "windows pooled into the wrong documents"),
     Mutant("textlstm/models/classifier.py", "if bool((window_counts(lengths, size, overlap) > 1)"
            ".any()):", "if False:",
-           "tests/test_chunks.py::test_every_window_counts_and_nothing_past_max_length_does",
+           "tests/test_chunks.py::test_a_long_document_is_its_windows_encoded_apart_and_pooled",
            "long_text=chunks reads the whole document as one sequence"),
     Mutant("textlstm/core/config.py", "cfg.data.max_length = chunk_span(cfg.data)",
            "cfg.data.max_length = cfg.data.chunk_length",

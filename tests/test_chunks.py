@@ -193,3 +193,19 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
         for k, v in row["probabilities"].items():
             assert abs(alone["probabilities"][k] - v) < 1e-5
 
+
+
+def test_a_long_document_is_its_windows_encoded_apart_and_pooled():
+    """The window path by hand: each window through the encoder and pooling on its own, then
+    the max over windows, then the head."""
+    net, _ = _net()  # windows of 8 tokens starting every 6; max pooling, max chunk pooling
+    ids, lengths = _batch([20])
+    with torch.no_grad():
+        x = net.embedding(ids)  # (1, 20, E)
+        vecs = []
+        for start in (0, 6, 12):  # 3 windows: tokens 0-7, 6-13, 12-19
+            w = x[:, start:start + 8]
+            states, final = net.encoder(w, torch.tensor([w.size(1)]))
+            vecs.append(net.pooling(states, torch.tensor([w.size(1)]), final))
+        by_hand = net.head(torch.stack(vecs, 1).amax(1))
+        assert torch.allclose(net(ids, lengths), by_hand, atol=1e-6)
