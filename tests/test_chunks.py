@@ -209,3 +209,18 @@ def test_a_long_document_is_its_windows_encoded_apart_and_pooled():
             vecs.append(net.pooling(states, torch.tensor([w.size(1)]), final))
         by_hand = net.head(torch.stack(vecs, 1).amax(1))
         assert torch.allclose(net(ids, lengths), by_hand, atol=1e-6)
+
+
+def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):
+    from lightning.pytorch.callbacks import Timer
+
+    from textlstm.training.trainer import build_trainer
+
+    cfg = load_config(None, ["trainer.max_minutes=1.5", "wandb.mode=disabled",
+                             "trainer.progress_bar=false"])
+    trainer, _ = build_trainer(cfg, tmp_path)
+    timers = [c for c in trainer.callbacks if isinstance(c, Timer)]
+    assert len(timers) == 1 and timers[0]._duration == 90.0
+    cfg.trainer.max_minutes = None
+    trainer, _ = build_trainer(cfg, tmp_path / "b")
+    assert not any(isinstance(c, Timer) for c in trainer.callbacks)

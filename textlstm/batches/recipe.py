@@ -14,8 +14,8 @@ import numpy as np
 
 from textlstm.core.config import chunk_span
 
-# a window longer than this costs more sequential LSTM steps than it buys: 128-token windows
-# read BBC articles as well as 256-token ones (docs/accuracy.md) at a shorter critical path
+# the longest window: its length is the LSTM's sequential critical path, and more windows of
+# it make a wider batch instead (a choice, not a measured optimum; docs/accuracy.md)
 LONGEST_WINDOW = 128
 SHORTEST_WINDOW = 16
 MOST_CHUNKS = 64
@@ -50,8 +50,8 @@ def pick(d, long_text: str, lengths: np.ndarray) -> dict:
     elif decided:
         d.max_length = int(d.chunk_length)  # one window: 99% of the texts are read whole
     if d.batch_size == "auto":
-        # steps per epoch grow as sqrt(texts): the rule that reproduces the batch sizes tuned by
-        # hand for BBC (16 for 1,701 texts) and tweets (64 for 29,785), docs/accuracy.md
+        # steps per epoch grow as sqrt(texts): a rule close to the batch sizes tuned by hand for
+        # BBC (16 for 1,701 texts; it gives 16) and tweets (64 for 29,785; it gives 66)
         d.batch_size = int(min(128, max(8, round(math.sqrt(len(lengths)) / 2.6))))
     if d.max_tokens_per_batch == "auto":
         # room for data.batch_size texts of the 75th-percentile length: longer documents come

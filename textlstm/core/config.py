@@ -173,7 +173,8 @@ class ModelConfig:
     long_text: str = field(default="truncate", metadata={"help": (
         "texts longer than one window: truncate (read the first data.max_length tokens) | "
         "chunks (read data.max_chunks windows of data.chunk_length tokens with the same "
-        "encoder and pool them) | auto (chunks if any training text is longer than a window)")})
+        "encoder and pool them) | auto (chunks when more than 1% of the training texts need "
+        "more than one window; batches/recipe.py)")})
     chunk_pooling: str = field(default="max", metadata={"help": (
         "model.long_text=chunks: how the window vectors become one document vector: max | mean "
         "| attention (over the document's own windows)")})

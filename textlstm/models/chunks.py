@@ -2,8 +2,8 @@
 encoder, pool the window vectors into one document vector.
 
 Why windows rather than one long sequence: a BiLSTM over 2,000 steps is 2,000 sequential
-steps, while 16 windows of 128 steps are 128 steps over a 16x larger batch, which a CPU (and
-cuDNN) runs far faster, and gradients do not have to cross the whole document.
+steps, while 16 windows of 128 steps are 128 steps over a 16x larger batch (wider matrix
+products per step), and gradients do not have to cross the whole document.
 
 The windowing happens inside the network on the padded (B, T) batch, so every caller that
 feeds ids and lengths (training, predict, export, explain) reads documents the same way, and
