@@ -316,6 +316,22 @@ M = [
     Mutant("textlstm/batches/sampler.py", "cap, out = bs, []", "cap, out = bs * 64, []",
            "tests/test_data.py::test_token_budget_batches",
            "a token budget lets short texts overflow data.batch_size"),
+    Mutant("textlstm/training/trainer.py", "        if self._fitting(trainer):\n"
+           "            super().on_load_checkpoint(", "        if True:\n"
+           "            super().on_load_checkpoint(",
+           "tests/test_learning.py::test_ema_validates_tests_and_ships_the_averaged_weights",
+           "with trainer.ema_decay the test split is scored with the raw weights"),
+    Mutant("textlstm/training/trainer.py", "callbacks.append(ShippedAverage(decay=t.ema_decay))",
+           "pass",
+           "tests/test_learning.py::test_ema_validates_tests_and_ships_the_averaged_weights",
+           "trainer.ema_decay is ignored"),
+    Mutant("textlstm/models/pooling.py", "torch.cat([self._max(states, mask), self._mean(",
+           "torch.cat([self._max(states, mask), self._max(states, mask) + 0 * self._mean(",
+           "tests/test_model.py::test_pooling_masks", "max_mean pooling loses the mean"),
+    Mutant("textlstm/tokens/tokenize.py", "if _NLP is None or len(_NLP.vocab.strings) > "
+           "MAX_STRINGS:", "if _NLP is None:",
+           "tests/test_data.py::test_spacys_string_store_stays_bounded_in_a_long_stream",
+           "spaCy's strings grow without bound in a server"),
 ]
 
 

@@ -43,7 +43,7 @@ def test_windows_cover_the_document_in_order_with_overlap():
     assert window_counts(torch.tensor([1, 8, 9, 14, 15]), 8, 2).tolist() == [1, 1, 2, 2, 3]
 
 
-@pytest.mark.parametrize("pooling", ["max", "mean", "attention", "last"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "max_mean", "attention", "last"])
 @pytest.mark.parametrize("chunk_pooling", ["max", "mean", "attention"])
 def test_a_document_alone_or_in_a_batch_gives_the_same_logits(pooling, chunk_pooling):
     net, _ = _net(f"model.pooling={pooling}", f"model.chunk_pooling={chunk_pooling}")
@@ -109,6 +109,8 @@ def test_chunked_network_trains_and_attributes_per_token():
     ("model.chunk_pooling=sum", "model.chunk_pooling"),
     ("data.max_tokens_per_batch=plenty", "data.max_tokens_per_batch"),
     ("trainer.max_minutes=0", "trainer.max_minutes"),
+    ("trainer.ema_decay=1", "trainer.ema_decay"),
+    ("model.pooling=maxmean", "model.pooling"),
 ])
 def test_bad_chunk_settings_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace(".", r"\.")):

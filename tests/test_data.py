@@ -63,6 +63,27 @@ def test_spacy_tokenizer():
     assert tokenize_texts(["Big  News"], lowercase=False) == [["Big", "News"]]
 
 
+def test_spacys_string_store_stays_bounded_in_a_long_stream(monkeypatch):
+    """A server meets new words forever; spaCy would keep every one (memory without bound).
+    Past MAX_STRINGS the tokenizer starts afresh, and tokens come out the same."""
+    from textlstm.tokens import tokenize
+
+    monkeypatch.setattr(tokenize, "MAX_STRINGS", 3000)
+    monkeypatch.setattr(tokenize, "_NLP", None)
+    text = "Flight {n} to zq{n}x was DELAYED, again! http://t.co/q{n}"
+    firsts, sizes = [], []
+    for call in range(8):  # 250 texts of new words per call, about 1,000 new strings
+        texts = [text.format(n=call * 1000 + i) for i in range(250)]
+        toks = tokenize.tokenize_texts(texts)
+        firsts.append(toks[0])
+        sizes.append(len(tokenize._nlp().vocab.strings))
+        assert toks[1] == ["flight", f"{call * 1000 + 1}", "to", f"zq{call * 1000 + 1}x", "was",
+                           "delayed", ",", "again", "!", f"http://t.co/q{call * 1000 + 1}"]
+    assert max(sizes) < 3000 + 1500, sizes  # bounded: one call's strings past the limit at most
+    assert min(sizes[4:]) < max(sizes[:4]), sizes  # and it did start afresh
+    assert tokenize.tokenize_texts([text.format(n=0)])[0] == firsts[0]
+
+
 def test_tokenization_is_cached(tmp_path, monkeypatch):
     from datasets import Dataset
 

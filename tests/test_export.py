@@ -239,7 +239,7 @@ def test_a_bundle_of_another_architecture_version_is_refused(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("pooling,chunk_pooling,overlap", [
-    ("max", "max", 0), ("mean", "attention", 2), ("last", "mean", 3)])
+    ("max", "max", 0), ("mean", "attention", 2), ("last", "mean", 3), ("max_mean", "max", 1)])
 def test_a_chunked_network_exports_with_the_same_logits(pooling, chunk_pooling, overlap,
                                                         tmp_path):
     """model.long_text=chunks: the exported graph gives every document data.max_chunks windows

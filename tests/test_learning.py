@@ -120,3 +120,40 @@ def test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1(learned
         m["train"]["best_epoch"] == epochs.index(max(epochs)) + 1
     )  # the first epoch reaching the maximum
     assert m["validation"]["f1_macro"] == pytest.approx(max(epochs), abs=1e-6) == final
+
+
+@pytest.fixture(scope="module")
+def averaged(tmp_path_factory):
+    """The synthetic run again, with an exponential moving average of the weights."""
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+
+    d = tmp_path_factory.mktemp("ema")
+    files = {s: write_csv(d / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
+             (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}",
+        f"run_root={d / 'runs'}", "model.embedding.vectors=null", "wandb.mode=disabled", *TINY,
+        "trainer.max_epochs=3", "optim.lr=0.01", "trainer.patience=10",
+        "trainer.ema_decay=0.7"])
+    return train(cfg)
+
+
+def test_ema_validates_tests_and_ships_the_averaged_weights(averaged):
+    import torch
+
+    from textlstm.commands.evaluate import evaluate
+
+    m = json.loads((averaged / "metrics.json").read_text())
+    ckpt = torch.load(averaged / "checkpoints" / "best.ckpt", map_location="cpu",
+                      weights_only=True)
+    shipped, raw = ckpt["state_dict"], ckpt["current_model_state"]  # raw: for --resume
+    assert any(not torch.equal(shipped[k], raw[k]) for k in shipped)
+    # the test split was scored with the weights a user loads from the run (the average)
+    again = evaluate(averaged)
+    for k in ("accuracy", "f1_macro"):
+        assert again[k] == pytest.approx(m["test"][k], abs=1e-6), k
+    with open(averaged / "logs" / "metrics.csv") as fh:
+        f1 = [float(r["val/f1_macro"]) for r in csv.DictReader(fh) if r.get("val/f1_macro")]
+    # the epochs' validation (early stopping, best.ckpt) saw the same average
+    assert m["validation"]["f1_macro"] == pytest.approx(max(f1[:-1]), abs=1e-6) == f1[-1]

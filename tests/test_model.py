@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textlstm.core.config import load_config
+from textlstm.core.config import POOLINGS, load_config
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling
@@ -39,7 +39,7 @@ def test_unpadded_batch_takes_the_fused_call_with_the_same_numbers(cell):
 def test_padding_never_changes_a_result():
     torch.manual_seed(0)
     cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6"])
-    for pooling in ("last", "max", "mean", "attention"):
+    for pooling in POOLINGS:
         cfg.model.pooling = pooling
         net = TextClassifier(50, 3, cfg.model).eval()
         ids = torch.tensor([[5, 6, 7, 8]])
@@ -54,6 +54,8 @@ def test_pooling_masks():
     lengths = torch.tensor([2])
     assert Pooling("max", 1)(states, lengths, None).item() == 5.0
     assert Pooling("mean", 1)(states, lengths, None).item() == 3.0
+    both = Pooling("max_mean", 1)
+    assert both(states, lengths, None).tolist() == [[5.0, 3.0]] and both.get_output_dim() == 2
     att = Pooling("attention", 1)
     att(states, lengths, None)
     assert att.last_weights[0, 2].item() == 0.0

@@ -26,7 +26,7 @@ from textlstm.core.errors import UserError
 
 EMBEDDED_SOURCES = ("bbc_news", "tweets_sentiment")
 CELLS = ("lstm", "gru", "peephole_lstm")
-POOLINGS = ("last", "max", "mean", "attention")
+POOLINGS = ("last", "max", "mean", "max_mean", "attention")
 TASKS = ("multiclass", "multilabel")
 
 
@@ -163,7 +163,7 @@ class ModelConfig:
         "the recurrent encoder that reads the embedded tokens")})
     pooling: str = field(default="max", metadata={"help": (
         "how the encoder's outputs become one vector per text: last (final states) | max | mean "
-        "(over real tokens) | attention (learned weights)")})
+        "(over real tokens) | max_mean (both, joined) | attention (learned weights)")})
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": (
         "the classifier on top of the pooled vector")})
     class_weights: Any = field(default="none", metadata={"help": (
@@ -235,6 +235,10 @@ class TrainerConfig:
     max_minutes: float | None = field(default=None, metadata={"help": (
         "wall-clock budget of the training loop in minutes: training stops at the end of the "
         "step that passes it, and the best checkpoint so far is tested; null: no budget")})
+    ema_decay: float | None = field(default=None, metadata={"help": (
+        "keep an exponential moving average of the weights (decay per optimizer step, e.g. "
+        "0.99: about the last 100 steps) and validate, checkpoint and ship the average; "
+        "null: the raw weights")})
 
 
 @dataclass
@@ -505,6 +509,8 @@ def validate(cfg: DictConfig) -> None:
                f"is {t[k]}; use a fraction in (0, 1] or a whole number of batches")
     _check(t.max_minutes is None or t.max_minutes > 0, "trainer.max_minutes",
            f"is {t.max_minutes}; use a positive number of minutes or null")
+    _check(t.ema_decay is None or 0 < t.ema_decay < 1, "trainer.ema_decay",
+           f"is {t.ema_decay}; use a number between 0 and 1 (e.g. 0.99) or null")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",

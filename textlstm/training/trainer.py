@@ -5,6 +5,10 @@ Checkpoints (`checkpoints/` in the run folder):
 - `last.ckpt`: every epoch, for `--resume` (Lightning's `save_last` rewrites it only when the
   best improves, so a resume would go back to the last improvement instead of the last epoch);
 - `step.ckpt`: every `trainer.checkpoint_every_n_steps` steps, for long epochs.
+
+With `trainer.ema_decay`, validation (and so early stopping and the choice of `best.ckpt`) sees
+the moving average of the weights, and every checkpoint's `state_dict` holds the average (the
+raw weights ride along for `--resume`), so what is tested, exported and served is the average.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import (
     EarlyStopping,
+    EMAWeightAveraging,
     LearningRateMonitor,
     ModelCheckpoint,
     RichProgressBar,
@@ -63,6 +68,29 @@ class Checkpoints:
         return path
 
 
+class ShippedAverage(EMAWeightAveraging):
+    """Lightning's EMA callback, active while fitting only. After fit, `score_best` validates
+    and tests best.ckpt, whose `state_dict` already holds the average; the stock callback would
+    load the raw weights back from it and swap only around validation, so the test split
+    would score the raw weights."""
+
+    @staticmethod
+    def _fitting(trainer) -> bool:
+        return trainer.state.fn == "fit"
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if self._fitting(trainer):
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self._fitting(trainer):
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self._fitting(trainer):
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
 def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Checkpoints]:
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
@@ -77,6 +105,8 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
     callbacks = [ckpts.best, ckpts.last,
                  EarlyStopping(monitor=MONITOR, mode="max", patience=t.patience),
                  LearningRateMonitor(logging_interval="step"), RNGState()]
+    if t.ema_decay is not None:
+        callbacks.append(ShippedAverage(decay=t.ema_decay))
     if t.checkpoint_every_n_steps:
         callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="step", monitor=None,
                                          save_top_k=1,
