@@ -170,15 +170,16 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
 
 
 async def drive(base: str, texts: list[str], clients: int, per_request: int, max_requests: int,
-                max_seconds: float) -> dict:
+                max_seconds: float, distinct_bodies: int = 512) -> dict:
     """`clients` concurrent keep-alive clients sending until `max_requests` requests in all or
-    `max_seconds` have passed, whichever comes first."""
+    `max_seconds` have passed, whichever comes first, cycling through `distinct_bodies`
+    request bodies drawn from `texts` (built before the clock starts)."""
     import httpx
 
     rng = random.Random(clients * 1000 + per_request)
     bodies = [json.dumps({"text": rng.choice(texts)} if per_request == 1 else
                          {"texts": rng.sample(texts, per_request)}).encode()
-              for _ in range(min(max_requests, 512))]
+              for _ in range(min(max_requests, distinct_bodies))]
     latencies: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
