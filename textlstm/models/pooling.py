@@ -34,9 +34,10 @@ class Pooling(nn.Module):
             return final
         T = states.size(1)
         mask = padding_mask(lengths, T)  # (B, T)
-        if self.mode in ("max", "mean"):
-            return self._max(states, mask) if self.mode == "max" else self._mean(states, mask,
-                                                                                 lengths)
+        if self.mode == "max":
+            return self._max(states, mask)
+        if self.mode == "mean":
+            return self._mean(states, mask, lengths)
         if self.mode == "max_mean":
             return torch.cat([self._max(states, mask), self._mean(states, mask, lengths)], -1)
         scores = self.score(torch.tanh(self.proj(states))).squeeze(-1)  # (B, T)
