@@ -1,6 +1,9 @@
 """A real tiny training run (Trainer, wandb offline) and the CLI verbs on it."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -72,10 +75,17 @@ def test_cli_predict_and_evaluate(tiny_run, small_csvs, tmp_path):
     (["evaluate", "/nonexistent/run"], "does not exist"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, needle):
-    code, out, err = run_cli(*args)
+    # the CLI's main() in a fresh interpreter that then says whether torch was loaded: these
+    # mistakes are refused before the training stack loads (1 s, not the 8 s its imports take)
+    probe = ("import sys; from textlstm.cli import main; rc = main(sys.argv[1:]); "
+             "print('torch' in sys.modules); sys.exit(rc)")
+    p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code, out, err = p.returncode, p.stdout, p.stderr
     assert code == 2
     assert needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    assert out.strip() == "False", "the mistake was found only after torch had loaded"
 
 
 def test_cli_error_empty_file_and_single_class(tmp_path):
