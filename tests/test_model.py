@@ -49,6 +49,20 @@ def test_padding_never_changes_a_result():
         assert torch.allclose(alone, padded[:1], atol=1e-6), pooling
 
 
+def test_word_dropout_reads_words_as_unk_while_training_only():
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6",
+                             "model.embedding.dropout=0", "model.head.dropout=0",
+                             "model.embedding.word_dropout=0.999999"])
+    net = TextClassifier(50, 3, cfg.model)
+    ids, lengths = torch.tensor([[5, 6, 7, 8], [9, 4, 0, 0]]), torch.tensor([4, 2])
+    unk = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])  # every real token <unk>, padding kept
+    assert torch.allclose(net.train()(ids, lengths), net.eval()(unk, lengths), atol=1e-6)
+    assert not torch.allclose(net.eval()(ids, lengths), net(unk, lengths), atol=1e-3)
+    torch.manual_seed(1)  # eval mode is deterministic and untouched by it
+    assert torch.equal(net.eval()(ids, lengths), net(ids, lengths))
+
+
 def test_pooling_masks():
     states = torch.tensor([[[1.0], [5.0], [100.0]]])
     lengths = torch.tensor([2])

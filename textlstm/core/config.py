@@ -128,6 +128,9 @@ class EmbeddingConfig:
         "keep the pretrained vectors fixed during training (true | false)")})
     dropout: float = field(default=0.25, metadata={"help": (
         "dropout on the word vectors, a probability in [0, 1)")})
+    word_dropout: float = field(default=0.0, metadata={"help": (
+        "while training, each real token is read as <unk> with this probability, so the model "
+        "learns to do without any one word and knows what <unk> means; in [0, 1)")})
 
 
 @dataclass
@@ -465,6 +468,7 @@ def validate(cfg: DictConfig) -> None:
     _check(m.embedding.dim >= 1, "model.embedding.dim",
            f"is {m.embedding.dim}; it must be at least 1")
     for k, v in (("model.embedding.dropout", m.embedding.dropout),
+                 ("model.embedding.word_dropout", m.embedding.get("word_dropout", 0.0)),
                  ("model.encoder.dropout", e.dropout),
                  ("model.head.dropout", m.head.dropout)):
         _check(0.0 <= v < 1.0, k, f"is {v}; a dropout must be in [0, 1)")

@@ -37,6 +37,7 @@ class TextClassifier(nn.Module):
         self.chunking = chunking
         self.embedding = nn.Embedding(vocab_size, e.dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(e.dropout)
+        self.word_dropout = float(e.get("word_dropout", 0.0))  # configs from before it: 0
         self.encoder = build_encoder(e.dim, cfg.encoder)
         self.pooling = Pooling(cfg.pooling, self.encoder.get_output_dim())
         d = self.pooling.get_output_dim()
@@ -59,6 +60,11 @@ class TextClassifier(nn.Module):
         self.embedding.weight.requires_grad_(not freeze)
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.training and self.word_dropout > 0:
+            # whole words become <unk> (id 1), never padding (id 0): unlike dropout on the
+            # vectors' components, the model meets <unk> as it will for unseen test words
+            drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids != 0)
+            ids = ids.masked_fill(drop, 1)
         x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         if self.chunking is not None:
             size, overlap = self.chunking
