@@ -122,3 +122,22 @@ def test_train_cli_on_custom_columns(small_csvs, tmp_path):
     assert code == 0, err
     last = out.strip().splitlines()
     assert last[-2].startswith("run directory: ") and last[-1].startswith("test: accuracy=")
+
+
+def test_a_run_trained_on_a_gpu_predicts_on_a_machine_without_one(tiny_run, tmp_path):
+    import shutil
+
+    import torch
+    import yaml
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    run = tmp_path / "from_gpu"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("wandb", "gates"))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["trainer"]["accelerator"] = "gpu"  # as written by a run trained on a GPU
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    texts = ["profits rose at the bank", "the band played a new album"]
+    moved = textlstm.load(run)
+    assert moved.device.type == "cpu"
+    assert moved.predict(texts) == textlstm.load(tiny_run).predict(texts)

@@ -54,8 +54,10 @@ def load_run(run_dir: str | Path, overrides: list[str] | None = None, which: str
 
 
 def _device_for(accelerator: str) -> str:
+    """Where a run predicts: its `trainer.accelerator` names where it trained, so a run trained
+    on a GPU and copied to a machine without one predicts on the CPU rather than failing."""
     import torch
 
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
