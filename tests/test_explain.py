@@ -90,6 +90,37 @@ def test_attributions_are_complete(planted_predictor):
         assert abs(r["delta"]) <= 0.01 * abs(float(fx))
 
 
+def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predictor, caplog):
+    """Long texts can make an LSTM's logit jump along the straight path (docs/benchmarks.md);
+    no number of steps makes those attributions complete, and the user is told so."""
+    import copy
+
+    text = "splendid and the new a today"
+
+    class Jump(torch.nn.Module):  # a logit that steps from 0 to 10 halfway along the path
+        def __init__(self, embedding):
+            super().__init__()
+            self.embedding = embedding
+            ids = torch.tensor([planted_predictor.vocab.encode(text.split())])
+            self.full = float(embedding(ids).sum())  # the text's end of the path
+
+        def forward(self, ids, lengths):
+            s = self.embedding(ids).sum((1, 2))  # (B,)
+            jump = 10 * torch.sigmoid(1e4 * (s / self.full - 0.5))
+            return torch.stack([jump, torch.zeros_like(jump)], 1)  # (B, 2)
+
+    pred = copy.copy(planted_predictor)
+    pred.net = Jump(planted_predictor.net.embedding)
+    with caplog.at_level("WARNING", logger="textlstm"):
+        r = explain(pred, text, steps=64, max_steps=256)
+    assert abs(r["delta"]) > 1  # incomplete even at the most steps allowed ...
+    assert "as a ranking of the words" in caplog.text  # ... and said so
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="textlstm"):
+        explain(planted_predictor, text)
+    assert "ranking" not in caplog.text  # a complete explanation carries no warning
+
+
 def test_padding_gets_no_attribution_and_changes_nothing(planted_predictor):
     pred = planted_predictor
     short, long_ = "dreadful day", "the old new big small splendid of it today"

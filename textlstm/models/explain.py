@@ -10,11 +10,14 @@ does the integration; we only choose the layer, the baseline and the target.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from textlstm.models.predictor import Predictor
 from textlstm.tokens.tokenize import tokenize_texts
 
+log = logging.getLogger("textlstm")
 DEFAULT_STEPS = 64
 MAX_STEPS = 1024
 TOLERANCE = 0.01
@@ -65,6 +68,15 @@ def explain(pred: Predictor, text: str, label: str | None = None,
         if abs(float(delta[0])) <= TOLERANCE * abs(fx) or steps >= max_steps:
             break
         steps *= 2
+    if abs(float(delta[0])) > TOLERANCE * abs(fx):
+        # measured on BBC runs (docs/benchmarks.md, "On a GPU"): over hundreds of tokens an
+        # LSTM's logit can jump along the straight path from the baseline (its state flips
+        # between attractors within a step of 1e-4), which no number of steps integrates
+        log.warning("the attributions add up to the logit's change only within %.3g (%.0f %% of "
+                    "the logit) after %d steps: the model's output jumps along the integration "
+                    "path; read them as a ranking of the words, not as amounts.",
+                    abs(float(delta[0])), 100 * abs(float(delta[0])) / max(abs(fx), 1e-12),
+                    steps)
     return {"label": target, "probabilities": row["probabilities"], "tokens": tokens,
             "attributions": [round(float(a), 6) for a in attr[0]],
             "delta": round(float(delta[0]), 6)}
