@@ -332,6 +332,21 @@ M = [
            "MAX_STRINGS:", "if _NLP is None:",
            "tests/test_data.py::test_spacys_string_store_stays_bounded_in_a_long_stream",
            "spaCy's strings grow without bound in a server"),
+    Mutant("textlstm/models/classifier.py", "ids = ids.masked_fill(drop, 1)", "pass",
+           "tests/test_model.py::test_word_dropout_reads_words_as_unk_while_training_only",
+           "model.embedding.word_dropout does nothing"),
+    Mutant("textlstm/cli.py", "        _require_data_files(cfg.data)\n", "",
+           "tests/test_end_to_end.py::test_cli_errors_are_one_line_exit_2",
+           "a missing data file is found only after torch has loaded"),
+    Mutant("textlstm/serving/loader.py",
+           'if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():',
+           'if accelerator in ("gpu", "cuda") or torch.cuda.is_available():',
+           "tests/test_end_to_end.py::test_a_run_trained_on_a_gpu_predicts_on_a_machine_without_one",
+           "a run trained on a GPU fails on a machine without one"),
+    Mutant("textlstm/models/explain.py", "    if abs(float(delta[0])) > TOLERANCE * abs(fx):",
+           "    if False:",
+           "tests/test_explain.py::test_a_logit_that_jumps_along_the_path_is_reported_not_hidden",
+           "incomplete attributions are not reported"),
 ]
 
 
