@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS: dict = {}
 # `--cpu-dry-run` puts "cpu" here: the script's own plumbing checked where there is no GPU
 DEV, ACCEL = "cuda", "gpu"
+ONLY: set[str] = set()  # --only: the sections to run (empty: all)
 
 
 def save(out: Path) -> None:
@@ -47,6 +48,8 @@ def section(name: str, need_s: float, deadline: float, out: Path):
     """Run the decorated function as a section: timed, guarded, saved."""
     def run(fn):
         left = deadline - time.monotonic()
+        if ONLY and name not in ONLY:
+            return fn
         if left < need_s:
             RESULTS[name] = {"skipped": f"{left:.0f} s left, needs about {need_s:.0f} s"}
             save(out)
@@ -212,6 +215,10 @@ def main() -> int:
     ap.add_argument("--cpu-dry-run", action="store_true",
                     help="run every section with the CPU in the GPU's place (checks the script)")
     ap.add_argument("--precisions", default="32-true,bf16-mixed,16-mixed")
+    ap.add_argument("--no-tf32", action="store_true",
+                    help="cuDNN and matmul in full fp32 (torch.backends.*.allow_tf32 = False)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated sections to run (default: all)")
     ap.add_argument("overrides", nargs="*", help="key=value for every training run")
     a = ap.parse_intermixed_args()
     global DEV, ACCEL
@@ -220,10 +227,14 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + a.deadline_s
+    if a.no_tf32:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    ONLY.update(a.only.split(",") if a.only else [])
     if DEV == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check here")
         return 2
     RESULTS["env"] = {"device": torch.cuda.get_device_name() if DEV == "cuda" else "cpu (dry run)",
+                      "tf32": torch.backends.cudnn.allow_tf32,
                       "torch": torch.__version__,
                       "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
                       "cpu_cores": os.cpu_count()}

@@ -347,6 +347,9 @@ M = [
            "    if False:",
            "tests/test_explain.py::test_a_logit_that_jumps_along_the_path_is_reported_not_hidden",
            "incomplete attributions are not reported"),
+    Mutant("textlstm/models/predictor.py", "    torch.backends.cudnn.allow_tf32 = False\n", "",
+           "tests/test_model.py::test_predictions_run_the_rnn_in_full_fp32",
+           "GPU predictions depend on their batch (TF32)"),
 ]
 
 

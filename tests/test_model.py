@@ -104,3 +104,19 @@ def test_final_states_are_nn_lstm_h_n(impl):
         _, (h_n,
             _) = enc.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
     assert torch.allclose(final, torch.cat([h_n[0], h_n[1]], dim=-1), atol=1e-12)
+
+
+def test_predictions_run_the_rnn_in_full_fp32():
+    """On a GPU, cuDNN's default TF32 lets a text's logits move by 2e-4 with its batch; the
+    predictor turns it off around its forward passes (and restores it)."""
+    from textlstm.models.predictor import Predictor
+    from textlstm.tokens.vocab import Vocab
+
+    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6"])
+    vocab = Vocab.build([["profits", "rose"], ["the", "band"]] * 2)
+    net = TextClassifier(len(vocab), 2, cfg.model)
+    seen = []
+    net.encoder.register_forward_hook(lambda *a: seen.append(torch.backends.cudnn.allow_tf32))
+    Predictor(net, vocab, ["a", "b"], cfg).predict(["profits rose", "the band played"])
+    assert seen and not any(seen)
+    assert torch.backends.cudnn.allow_tf32  # training (and everything else) keeps the default

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -15,6 +16,20 @@ from textlstm.core.errors import UserError
 from textlstm.models.classifier import TextClassifier
 from textlstm.tokens.tokenize import tokenize_texts
 from textlstm.tokens.vocab import Vocab
+
+
+@contextmanager
+def _full_fp32_rnn():
+    """cuDNN runs RNNs in TF32 by default, and a text's logits then move by up to 2e-4 with the
+    batch it is predicted in (measured on an H200; 1e-7 in full fp32: docs/benchmarks.md, "On a
+    GPU"). Predictions use full fp32 so that, on a GPU too, padding never changes a result;
+    training keeps the default. No effect on a CPU."""
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
 
 
 class Predictor:
@@ -64,12 +79,15 @@ class Predictor:
         bs = batch_size or self.cfg.data.eval_batch_size
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         probs = torch.empty(len(ids), len(self.labels))
-        for s in range(0, len(order), bs):
-            chunk = order[s : s + bs]
-            batch = collate([{"ids": ids[i]} for i in chunk])
-            logits = self.net(batch["ids"].to(self.device), batch["lengths"].to(self.device))
-            scaled = logits.float() / self.temperature  # (B, C)
-            probs[chunk] = (scaled.sigmoid() if self.multilabel else scaled.softmax(-1)).cpu()
+        with _full_fp32_rnn():
+            for s in range(0, len(order), bs):
+                chunk = order[s : s + bs]
+                batch = collate([{"ids": ids[i]} for i in chunk])
+                logits = self.net(batch["ids"].to(self.device),
+                                  batch["lengths"].to(self.device))
+                scaled = logits.float() / self.temperature  # (B, C)
+                probs[chunk] = (scaled.sigmoid() if self.multilabel
+                                else scaled.softmax(-1)).cpu()
         return probs
 
     def predict(self, texts: Iterable[str] | str, batch_size: int | None = None,
