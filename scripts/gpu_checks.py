@@ -101,7 +101,7 @@ def equality() -> dict:
                         out[name] = (logits.detach().cpu(),
                                      {k: p.grad.detach().cpu() for k, p in net.named_parameters()
                                       if p.grad is not None})
-                        net.eval()
+                        net.train(False)
                         with torch.no_grad():  # document 3 alone against inside the batch
                             alone = net(ids[3:4, : lengths[3]].to(dev), lengths[3:4].to(dev))
                             batch = net(ids.to(dev), lengths.to(dev))[3:4]
