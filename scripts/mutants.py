@@ -254,6 +254,11 @@ M = [
            '"ece": ece(logits, labels)',
            "tests/test_calibration.py::test_a_run_stores_its_temperature_and_every_reader_uses_it",
            "test ECE measured without the temperature"),
+    Mutant("textlstm/training/calibration.py",
+           "conf = (logits.double() / temperature).softmax(-1).max(-1).values",
+           "conf = logits.double().softmax(-1).max(-1).values",
+           "tests/test_calibration.py::test_the_ece_floor_is_what_a_calibrated_model_scores_on_"
+           "that_many_texts", "ECE floor ignores the temperature"),
     Mutant("textlstm/models/explain.py", "baselines=torch.zeros_like(ids)",
            "baselines=torch.ones_like(ids)",
            "tests/test_explain.py::test_attributions_are_complete",

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from textlstm.training.calibration import ece, fit_temperature, nll, reliability
+from textlstm.training.calibration import ece, ece_floor, fit_temperature, nll, reliability
 
 
 def _calibrated_logits(n: int, classes: int = 4,
@@ -43,6 +43,23 @@ def test_reliability_bins_add_up_to_torchmetrics_ece():
         assert manual == pytest.approx(ece(3 * z, y, T), abs=1e-5)
 
 
+def test_the_ece_floor_is_what_a_calibrated_model_scores_on_that_many_texts():
+    """Labels drawn from the probabilities themselves: exactly calibrated, yet the 15-bin ECE
+    of a small sample is far from 0. The floor must match that ECE (averaged over draws), at
+    the given temperature, and shrink as the sample grows."""
+    for n in (200, 3_000):
+        z, _ = _calibrated_logits(n, seed=3)
+        g = torch.Generator().manual_seed(4)
+        for T in (1.0, 2.0):
+            p = (z / T).softmax(-1)
+            drawn = [ece(z, torch.multinomial(p, 1, generator=g).squeeze(1), T)
+                     for _ in range(300)]
+            assert ece_floor(z, T) == pytest.approx(sum(drawn) / len(drawn), rel=0.08)
+    small, large = _calibrated_logits(200, seed=5)[0], _calibrated_logits(20_000, seed=5)[0]
+    assert ece_floor(small) > 3 * ece_floor(large) > 0
+    assert ece_floor(small) == ece_floor(small)  # seeded: the same figure every time
+
+
 def test_a_run_stores_its_temperature_and_every_reader_uses_it(tiny_run):
     import textlstm
 
@@ -52,6 +69,7 @@ def test_a_run_stores_its_temperature_and_every_reader_uses_it(tiny_run):
     assert 0 <= metrics["test"]["ece"] <= 1 and 0 <= metrics["test"]["ece_uncalibrated"] <= 1
     # measured with T and without it
     assert metrics["test"]["ece"] != metrics["test"]["ece_uncalibrated"]
+    assert 0 < metrics["test"]["ece_floor"] < 1
     nll_ = metrics["calibration"]["validation_nll"]
     assert nll_["calibrated"] <= nll_["uncalibrated"] + 1e-9  # T minimises validation NLL
     pred = textlstm.load(tiny_run)
@@ -63,7 +81,8 @@ def test_a_run_stores_its_temperature_and_every_reader_uses_it(tiny_run):
     assert torch.equal(calibrated.argmax(-1), raw.argmax(-1))  # labels never change
     expected = (raw.log() / T).softmax(-1)  # softmax(logits / T) from softmax(logits)
     assert torch.allclose(calibrated, expected, atol=1e-5)
-    assert "id=\"reliability\"" in (tiny_run / "report.html").read_text()
+    page = (tiny_run / "report.html").read_text()
+    assert "id=\"reliability\"" in page and "A perfectly calibrated model would" in page
 
 
 def test_evaluate_reports_ece_with_the_runs_temperature(tiny_run, small_csvs, tmp_path):
@@ -79,6 +98,7 @@ def test_evaluate_reports_ece_with_the_runs_temperature(tiny_run, small_csvs, tm
     assert report["ece_uncalibrated"] == pytest.approx(
         metrics["test"]["ece_uncalibrated"], abs=1e-6
     )
+    assert report["ece_floor"] == pytest.approx(metrics["test"]["ece_floor"], abs=1e-3)
 
 
 def test_calibration_none_keeps_temperature_one(tmp_path, small_csvs):

@@ -57,7 +57,7 @@ def test_cli_predict_and_evaluate(tiny_run, small_csvs, tmp_path):
     assert code == 0, err
     report = json.loads(out)
     assert set(report) == {"accuracy", "f1_macro", "loss", "per_class", "confusion_matrix", "ece",
-                           "ece_uncalibrated"}
+                           "ece_uncalibrated", "ece_floor"}
     # evaluating on the run's own test split gives metrics.json's test numbers
     code, out, err = run_cli("evaluate", tiny_run)
     assert code == 0, err

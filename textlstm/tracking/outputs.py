@@ -56,6 +56,7 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
             test, calib = metrics["test"], metrics["calibration"]
             wb.experiment.summary.update({"test/ece": test["ece"],
                                           "test/ece_uncalibrated": test["ece_uncalibrated"],
+                                          "test/ece_floor": test.get("ece_floor"),
                                           "calibration/temperature": calib["temperature"]})
         wb.experiment.finish()
     try:

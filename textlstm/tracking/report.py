@@ -238,9 +238,13 @@ def _calibration(m: dict) -> list[str]:
     c, test = m.get("calibration"), m["test"]
     if not c or "reliability" not in c:  # multi-label runs, and runs made before calibration
         return []
+    floor = ("" if test.get("ece_floor") is None else  # runs made before the floor existed
+             f" A perfectly calibrated model would still show about {test['ece_floor']:.4f} "
+             f"on {sum(c['reliability']['calibrated']['count'])} texts (sampling noise of the "
+             "bins), so only the part above that is miscalibration.")
     return [f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
             f"on the validation split ({c['method']}); expected calibration error "
-            f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).</p>"
+            f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).{floor}</p>"
             f"<figure id=\"reliability\">{_fig_to_svg(reliability_figure(c))}</figure>"]
 
 

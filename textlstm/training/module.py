@@ -22,7 +22,7 @@ from torchmetrics.classification import (
 from textlstm import __version__
 from textlstm.core.errors import UserError
 from textlstm.models.classifier import ARCH_VERSION
-from textlstm.training.calibration import ece
+from textlstm.training.calibration import ece, ece_floor
 from textlstm.training.multilabel import binarize, multilabel_report
 
 COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training steps, and the "
@@ -83,7 +83,8 @@ def score_logits(logits: torch.Tensor, targets: torch.Tensor, labels: list[str],
     report(preds, targets)
     loss(nn.functional.cross_entropy(logits.float() / temperature, targets), weight=targets.numel())
     return metrics_report(metrics, report, loss, labels) | {
-        "ece": ece(logits, targets, temperature), "ece_uncalibrated": ece(logits, targets)}
+        "ece": ece(logits, targets, temperature), "ece_uncalibrated": ece(logits, targets),
+        "ece_floor": ece_floor(logits, temperature)}
 
 
 class LitTextClassifier(L.LightningModule):
@@ -236,7 +237,8 @@ class LitTextClassifier(L.LightningModule):
             return
         report = self._report(self.test_metrics, self.test_report, self.test_loss, "test")
         self.reports["test"] = report | {"ece": ece(logits, labels, self.temperature),
-                                         "ece_uncalibrated": ece(logits, labels)}
+                                         "ece_uncalibrated": ece(logits, labels),
+                                         "ece_floor": ece_floor(logits, self.temperature)}
         self.test_report.reset()
 
     # ---- optimisation
