@@ -157,3 +157,42 @@ def test_ema_validates_tests_and_ships_the_averaged_weights(averaged):
         f1 = [float(r["val/f1_macro"]) for r in csv.DictReader(fh) if r.get("val/f1_macro")]
     # the epochs' validation (early stopping, best.ckpt) saw the same average
     assert m["validation"]["f1_macro"] == pytest.approx(max(f1[:-1]), abs=1e-6) == f1[-1]
+
+
+def test_every_epoch_is_validated_when_a_token_budget_changes_the_batch_count(tmp_path):
+    """With data.max_tokens_per_batch the count of batches changes with each epoch's shuffle.
+    Lightning counted them once, so an epoch shorter than the first was never validated and
+    early stopping took it for an epoch without improvement (BBC recipe runs: 119 or 120)."""
+    from textlstm.batches.datamodule import TextDataModule
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+
+    files = {s: write_csv(tmp_path / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
+             (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
+    base = [*(f"data.{s}_file={p}" for s, p in files.items()),
+            f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path / 'runs'}",
+            "model.embedding.vectors=null", "wandb.mode=disabled", *TINY,
+            "trainer.max_epochs=3", "trainer.patience=10",
+            # buckets of 50 batches: 200 texts, so the shuffle decides what is packed together
+            "data.batch_size=4", "data.max_length=16", "data.max_tokens_per_batch=30"]
+
+    def counts(seed: int) -> list[int]:
+        cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [*base, f"seed={seed}"])
+        dm = TextDataModule(cfg.data, seed=seed)
+        dm.setup()
+        sampler = dm.loader("train").batch_sampler
+        out = []
+        for epoch in range(3):
+            sampler.set_epoch(epoch)
+            out.append(len(sampler))
+        return out
+
+    # a seed whose first epoch has more batches than a later one (the case that went wrong)
+    seed, per_epoch = next((s, c) for s in range(100) if (c := counts(s))[0] > min(c[1:]))
+    run = train(load_config(ROOT / "configs" / "bbc_news.yaml", [*base, f"seed={seed}"]))
+    with open(run / "logs" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("val/f1_macro")]
+    # one validation at the end of each epoch, after exactly that epoch's batches, then the
+    # final validation of the best checkpoint
+    ends = [int(r["step"]) + 1 for r in rows[:-1]]
+    assert ends == list(np.cumsum(per_epoch)), (per_epoch, ends)

@@ -199,6 +199,12 @@ class TextDataModule(L.LightningDataModule):
             seed=self.seed,
             exact=train and self.cfg.bucketing == "exact",
         )
+        trainer = getattr(self, "trainer", None)
+        if train and trainer is not None:
+            # with a token budget the batch count changes with the shuffle, so the trainer
+            # reloads this loader every epoch (training/trainer.py) and counts its batches before
+            # it tells the sampler the epoch: tell it now, so the count is this epoch's
+            sampler.set_epoch(trainer.current_epoch)
         # workers default to 0: on 2 cores a worker process competes with torch's threads
         # (`make bench` measures it); pinned memory only helps host -> GPU copies
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,

@@ -91,6 +91,12 @@ class ShippedAverage(EMAWeightAveraging):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
+def varying_epochs(d) -> bool:
+    """Whether the count of training batches may change from epoch to epoch: with a token
+    budget it does (batches/sampler.py); a stream has no count to begin with."""
+    return d.max_tokens_per_batch is not None and not d.streaming
+
+
 def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Checkpoints]:
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
@@ -127,6 +133,11 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
         enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
         num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # BucketBatchSampler shards itself under torch.distributed
+        # Lightning counts the training batches once and validates when that many have run; a
+        # token budget packs a different count each epoch (BBC: 119 or 120), and an epoch
+        # shorter than the first was never validated while early stopping counted it as a
+        # non-improving epoch. Reloading recounts every epoch (datamodule.loader).
+        reload_dataloaders_every_n_epochs=int(varying_epochs(cfg.data)),
     )
     return trainer, ckpts
 
