@@ -161,6 +161,19 @@ def test_recipe_keeps_what_the_config_fixed():
     assert picked["train_tokens"]["cut_off_fraction"] == 1.0
 
 
+def test_auto_learning_rate_falls_as_one_over_the_root_of_the_planned_steps():
+    assert recipe.pick_lr(recipe.BASE_STEPS) == recipe.BASE_LR == 0.003
+    assert recipe.pick_lr(4 * recipe.BASE_STEPS) == pytest.approx(0.0015)  # tweets: 3,832
+    assert recipe.pick_lr(3832) == 0.001533
+    assert recipe.pick_lr(40) == 0.003  # never faster than the presets' rate
+    assert recipe.pick_lr(10**9) == recipe.LOWEST_LR
+    with pytest.raises(UserError, match="optim.lr.*data.streaming=false"):
+        load_config(None, ["optim.lr=auto", "data.streaming=true"])
+    assert load_config(None, ["optim.lr=1e-3"]).optim.lr == 0.001  # YAML 1.1: a string
+    with pytest.raises(UserError, match="optim.lr' is fast; use auto or a positive"):
+        load_config(None, ["optim.lr=fast"])
+
+
 def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_path):
     """A real tiny run with the auto recipe on texts longer than a window: it picks chunks, says
     so in metrics.json, saves numbers (not `auto`) in config.yaml, and the reloaded run reads
@@ -184,6 +197,11 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
     assert picked["max_chunks"] >= 2 and picked["batch_size"] == 8  # sqrt(300) / 2.6 -> 8
     saved = OmegaConf.load(run / "config.yaml")
     assert saved.model.long_text == "chunks"
+    # optim.lr=auto: planned from the steps the epoch really had, and the optimizer ran at it
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert picked["planned_steps"] == last["global_step"] > 0  # one epoch
+    assert saved.optim.lr == picked["lr"] == recipe.pick_lr(picked["planned_steps"])
+    assert last["optimizer_states"][0]["param_groups"][0]["initial_lr"] == picked["lr"]
     assert saved.data.max_length == picked["max_length"] == 24 * picked["max_chunks"]
     assert saved.data.max_tokens_per_batch == picked["max_tokens_per_batch"]
     pred = textlstm.load(run)

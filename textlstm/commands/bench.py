@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from textlstm.batches.datamodule import TextDataModule
+from textlstm.batches.recipe import resolve_lr
 from textlstm.core.config import chunking, load_config, preset_path
 from textlstm.core.errors import UserError
 from textlstm.core.hardware import set_threads, usable_cores
@@ -340,6 +341,7 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
                   for k, v in tok.items() if "num_proc" in k))
 
     dm.setup()
+    resolve_lr(cfg, dm)
     train_ds = dm.splits["train"]
     V, C = len(dm.vocab), len(dm.labels)
     ours_net = TextClassifier(V, C, cfg.model, chunking(cfg))

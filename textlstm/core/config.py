@@ -190,8 +190,9 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     name: str = field(default="adamw", metadata={"help": "optimizer: adam | adamw"})
-    lr: float = field(default=2e-3, metadata={"help": (
-        "peak learning rate; positive, typically 1e-4 to 1e-2")})
+    lr: Any = field(default=2e-3, metadata={"help": (
+        "peak learning rate; positive, typically 1e-4 to 1e-2; auto: 0.003 x sqrt(1000 / "
+        "planned optimizer steps), between 0.0003 and 0.003 (textlstm/batches/recipe.py)")})
     weight_decay: float = field(default=0.0, metadata={"help": (
         "weight decay of the optimizer (decoupled for adamw, L2 for adam); 0: off")})
     scheduler: str = field(default="cosine", metadata={"help": (
@@ -382,6 +383,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     # data.train_file alone implies local files
     if cfg.data.train_file and cfg.data.source in EMBEDDED_SOURCES:
         cfg.data.source = "files"
+    cfg.optim.lr = _float_or_auto(cfg.optim.lr)
     validate(cfg)
     if cfg.model.long_text == "chunks" and _is_int(cfg.data.chunk_length) \
             and _is_int(cfg.data.max_chunks):
@@ -389,6 +391,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cfg.data.max_length = chunk_span(cfg.data)
         validate(cfg)
     return cfg
+
+
+def _float_or_auto(v: Any) -> Any:
+    """optim.lr may be auto, so its field is untyped and OmegaConf no longer turns YAML 1.1's
+    strings such as 1e-3 (no dot: not a float to PyYAML) into numbers; this does."""
+    if isinstance(v, str) and v != "auto":
+        try:
+            return float(v)
+        except ValueError:
+            return v  # validate() names it
+    return v
 
 
 def _is_int(v: Any) -> bool:
@@ -491,7 +504,8 @@ def validate(cfg: DictConfig) -> None:
         for key, value in (("model.long_text", m.long_text), ("data.chunk_length", d.chunk_length),
                            ("data.batch_size", d.batch_size),
                            ("data.max_chunks", d.max_chunks),
-                           ("data.max_tokens_per_batch", d.max_tokens_per_batch)):
+                           ("data.max_tokens_per_batch", d.max_tokens_per_batch),
+                           ("optim.lr", cfg.optim.lr)):
             _check(value != "auto", key,
                    "is auto, which needs the prepared data path; set data.streaming=false or "
                    "give it a value")
@@ -501,8 +515,9 @@ def validate(cfg: DictConfig) -> None:
            "model.class_weights", f"is '{cw}'; use none, balanced or a list of numbers")
     o = cfg.optim
     _check(o.name in ("adam", "adamw"), "optim.name", f"is '{o.name}'; use adam or adamw")
-    _check(0 < o.lr <= 1e6, "optim.lr",
-           f"is {o.lr}; use a positive learning rate (typically 1e-4 to 1e-2)")
+    _check(o.lr == "auto" or (isinstance(o.lr, int | float) and not isinstance(o.lr, bool)
+                              and 0 < o.lr <= 1e6), "optim.lr",
+           f"is {o.lr}; use auto or a positive learning rate (typically 1e-4 to 1e-2)")
     _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler",
            f"is '{o.scheduler}'; use none, cosine or plateau")
     t = cfg.trainer
