@@ -189,7 +189,8 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
         "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
         "model.embedding.vectors=null", "model.embedding.dim=16", "model.encoder.hidden_size=16",
         "data.min_freq=1", "trainer.max_epochs=1", "trainer.progress_bar=false",
-        "wandb.mode=disabled", "data.chunk_length=24"])  # texts are ~60 tokens: 3 windows
+        "wandb.mode=disabled", "data.chunk_length=24",  # texts are ~60 tokens: 3 windows
+        "optim.lr=auto"])
     run = train(cfg)
     metrics = json.loads((run / "metrics.json").read_text())
     picked = metrics["recipe"]
