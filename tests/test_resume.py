@@ -57,13 +57,26 @@ def _ckpt_epoch(path: Path) -> int | None:
         return None
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(small_csvs, tmp_path_factory):
-    root = tmp_path_factory.mktemp("base")
+# a token budget: the batch count changes from epoch to epoch, so the trainer reloads the
+# training loader every epoch (training/trainer.py), which a resumed run must replay exactly
+BUDGET = ("data.batch_size=4", "data.max_length=64", "data.max_tokens_per_batch=150")
+
+
+def _uninterrupted(small_csvs, root: Path, *extra: str) -> Path:
     code, _, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
-                           *_overrides(small_csvs, root, "wandb.mode=disabled"))
+                           *_overrides(small_csvs, root, "wandb.mode=disabled", *extra))
     assert code == 0, err
     return _run_dir(root)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_csvs, tmp_path_factory):
+    return _uninterrupted(small_csvs, tmp_path_factory.mktemp("base"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_budget(small_csvs, tmp_path_factory):
+    return _uninterrupted(small_csvs, tmp_path_factory.mktemp("budget"), *BUDGET)
 
 
 def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, tmp_path):
@@ -73,11 +86,13 @@ def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, t
     assert _comparable(_run_dir(tmp_path)) == _comparable(uninterrupted)
 
 
-@pytest.mark.parametrize("kill_after_epoch", [0, 2])
+@pytest.mark.parametrize(("kill_after_epoch", "budget"), [(0, False), (2, False), (0, True)])
 def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(
-    uninterrupted, small_csvs, tmp_path, kill_after_epoch
+    small_csvs, tmp_path, kill_after_epoch, budget, request
 ):
-    proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline"))
+    extra = BUDGET if budget else ()
+    uninterrupted = request.getfixturevalue("uninterrupted_budget" if budget else "uninterrupted")
+    proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline", *extra))
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         ckpt = next(iter(tmp_path.glob("resume/*/checkpoints/last.ckpt")), None)
