@@ -4,7 +4,9 @@ For each run folder: the temperature fitted on validation (as training does), th
 before and after it, the sampling floor (`test.ece_floor`: the ECE a perfectly calibrated model
 would show on that many texts), and the best test ECE that any single temperature reaches
 (T searched on the test split itself: a diagnostic that reads the test labels, never a way to
-choose T). docs/benchmarks.md, "Calibration", holds the figures.
+choose T). It refits T from the run's float32 probabilities, so T and the ECE after it can
+differ from metrics.json in the third decimal. docs/benchmarks.md, "Calibration", holds the
+figures.
 
     python scripts/ece_study.py RUN [RUN ...]     # prints one JSON line per run
 """
@@ -35,6 +37,8 @@ def logits_and_labels(pred, split) -> tuple[torch.Tensor, torch.Tensor]:
 
 def study(run: str) -> dict:
     pred = textlstm.load(run)
+    if pred.multilabel:
+        sys.exit(f"{run} is a multi-label run: it has no temperature and no ECE to study.")
     splits = load_splits(pred.cfg.data)  # standardized: "text" and "label" columns
     val_z, val_y = logits_and_labels(pred, splits["validation"])
     z, y = logits_and_labels(pred, splits["test"])

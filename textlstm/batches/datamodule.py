@@ -200,17 +200,24 @@ class TextDataModule(L.LightningDataModule):
             exact=train and self.cfg.bucketing == "exact",
         )
         trainer = getattr(self, "trainer", None)
+        epoch = trainer.current_epoch if trainer is not None else 0
+        generator = None
         if train and trainer is not None:
             # with a token budget the batch count changes with the shuffle, so the trainer
             # reloads this loader every epoch (training/trainer.py) and counts its batches before
             # it tells the sampler the epoch: tell it now, so the count is this epoch's
-            sampler.set_epoch(trainer.current_epoch)
+            sampler.set_epoch(epoch)
+        if train and self.cfg.max_tokens_per_batch is not None:
+            # each reload makes one more iterator, and an iterator draws its seed from torch's
+            # global generator unless the loader has its own: a resumed run reloads at other
+            # moments than an uninterrupted one, and its dropout masks would drift
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         # workers default to 0: on 2 cores a worker process competes with torch's threads
         # (`make bench` measures it); pinned memory only helps host -> GPU copies
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
                           num_workers=self.cfg.num_workers,
                           persistent_workers=self.cfg.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available(), generator=generator)
 
     def train_dataloader(self):
         return self.loader("train")

@@ -192,7 +192,8 @@ class OptimConfig:
     name: str = field(default="adamw", metadata={"help": "optimizer: adam | adamw"})
     lr: Any = field(default=2e-3, metadata={"help": (
         "peak learning rate; positive, typically 1e-4 to 1e-2; auto: 0.003 x sqrt(1000 / "
-        "planned optimizer steps), between 0.0003 and 0.003 (textlstm/batches/recipe.py)")})
+        "planned optimizer steps), between 0.0003 and 0.003, the steps counted as "
+        "trainer.max_epochs full epochs on one device (textlstm/batches/recipe.py)")})
     weight_decay: float = field(default=0.0, metadata={"help": (
         "weight decay of the optimizer (decoupled for adamw, L2 for adam); 0: off")})
     scheduler: str = field(default="cosine", metadata={"help": (

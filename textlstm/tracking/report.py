@@ -241,7 +241,7 @@ def _calibration(m: dict) -> list[str]:
     floor = ("" if test.get("ece_floor") is None else  # runs made before the floor existed
              f" A perfectly calibrated model would still show about {test['ece_floor']:.4f} "
              f"on {sum(c['reliability']['calibrated']['count'])} texts (sampling noise of the "
-             "bins), so only the part above that is miscalibration.")
+             "bins): a measured ECE near it is consistent with calibrated probabilities.")
     return [f"<h2>Calibration (test)</h2><p>temperature T = {c['temperature']:.3f} fitted "
             f"on the validation split ({c['method']}); expected calibration error "
             f"{test['ece_uncalibrated']:.4f} before, {test['ece']:.4f} after (15 bins).{floor}</p>"
