@@ -331,9 +331,14 @@ M = [
            "reload_dataloaders_every_n_epochs=0",
            "tests/test_learning.py::test_every_epoch_is_validated_when_a_token_budget_changes_"
            "the_batch_count", "epochs shorter than the first go unvalidated"),
-    Mutant("textlstm/batches/datamodule.py", "sampler.set_epoch(trainer.current_epoch)", "pass",
+    Mutant("textlstm/batches/datamodule.py", "sampler.set_epoch(epoch)", "pass",
            "tests/test_learning.py::test_every_epoch_is_validated_when_a_token_budget_changes_"
            "the_batch_count", "the reloaded loader counts epoch 0's batches"),
+    Mutant("textlstm/batches/datamodule.py",
+           "generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)",
+           "generator = None",
+           "tests/test_resume.py::test_sigkill_at_an_epoch_end_then_resume_equals_the_"
+           "uninterrupted_run[2-True]", "reloads shift the global RNG and resumed runs drift"),
     Mutant("textlstm/batches/sampler.py", "cap, out = bs, []", "cap, out = bs * 64, []",
            "tests/test_data.py::test_token_budget_batches",
            "a token budget lets short texts overflow data.batch_size"),
