@@ -25,7 +25,7 @@ MOST_CHUNKS = 64
 # 1 / sqrt(planned steps) from there, the step size that is optimal for a fixed horizon in the
 # classic SGD analysis. On validation (docs/accuracy.md) a fixed 0.0015 beat 0.003 on tweets
 # (3,832 steps; 5 of 6 seeds), but auto lost to 0.003 on the imbalanced tweets stand-in (2,864
-# steps; 3 of 4 seeds), so the recipe does not use it.
+# steps; all 4 seeds), so the recipe does not use it.
 BASE_LR, BASE_STEPS = 3e-3, 1000
 LOWEST_LR = 3e-4
 

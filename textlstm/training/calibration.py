@@ -50,6 +50,11 @@ def ece(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) ->
                                               n_bins=N_BINS, norm="l1"))
 
 
+def _bin_of(conf: torch.Tensor) -> torch.Tensor:
+    """Bin i holds confidences in (i/15, (i+1)/15], as torchmetrics bins them for ece()."""
+    return (torch.ceil(conf * N_BINS).long() - 1).clamp(0, N_BINS - 1)
+
+
 def ece_floor(logits: torch.Tensor, temperature: float = 1.0, draws: int = 200,
               seed: int = 0) -> float:
     """The ECE that a perfectly calibrated model would still show on this many texts: the mean
@@ -57,7 +62,7 @@ def ece_floor(logits: torch.Tensor, temperature: float = 1.0, draws: int = 200,
 
     ECE over equal-width bins is biased upwards on small samples: with 212 test articles, a
     model whose probabilities are exactly right still scores about 0.02 (docs/benchmarks.md,
-    Calibration). A measured ECE near this floor is sampling noise, not miscalibration.
+    Calibration). A measured ECE near this floor is consistent with calibrated probabilities.
     Simulated rather than looked up because the floor depends on how the confidences spread
     over the bins. Only correctness matters to ECE, and under calibration the top label is
     right with probability equal to its confidence, so each draw is a Bernoulli per text."""
@@ -65,7 +70,7 @@ def ece_floor(logits: torch.Tensor, temperature: float = 1.0, draws: int = 200,
         return float("nan")
     conf = (logits.double() / temperature).softmax(-1).max(-1).values  # (N,)
     n = conf.numel()
-    idx = (torch.ceil(conf * N_BINS).long() - 1).clamp(0, N_BINS - 1)  # the bins of ece()
+    idx = _bin_of(conf)
     conf_sum = torch.zeros(N_BINS, dtype=torch.float64).index_add_(0, idx, conf)  # (bins,)
     g = torch.Generator().manual_seed(seed)
     total, step = 0.0, max(1, 2_000_000 // n)  # draws per block: bounds memory to ~16 MB
@@ -83,8 +88,7 @@ def reliability(logits: torch.Tensor, labels: torch.Tensor, temperature: float =
     probs = (logits.double() / temperature).softmax(-1)
     conf, pred = probs.max(-1)  # (N,), (N,)
     correct = (pred == labels).double()
-    # bin i holds confidences in (i/15, (i+1)/15], as torchmetrics bins them
-    idx = (torch.ceil(conf * N_BINS).long() - 1).clamp(0, N_BINS - 1)
+    idx = _bin_of(conf)
     out = {"bins": N_BINS, "confidence": [], "accuracy": [], "count": []}
     for b in range(N_BINS):
         m = idx == b
