@@ -201,6 +201,10 @@ class OptimConfig:
         "optim.lr, per step) | plateau (halve when val/f1_macro stalls)")})
     warmup_steps: int = field(default=0, metadata={"help": (
         "cosine: optimizer steps of linear warm-up to optim.lr; 0: none")})
+    adversarial_eps: float = field(default=0.0, metadata={"help": (
+        "adversarial training (Miyato et al. 2017): also train on each text with its word "
+        "vectors moved, by this L2 norm per text, in the direction that raises the loss; each "
+        "step costs about twice as much; 0: off")})
 
 
 @dataclass
@@ -521,6 +525,8 @@ def validate(cfg: DictConfig) -> None:
            f"is {o.lr}; use auto or a positive learning rate (typically 1e-4 to 1e-2)")
     _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler",
            f"is '{o.scheduler}'; use none, cosine or plateau")
+    _check(0 <= o.adversarial_eps <= 1e6, "optim.adversarial_eps",
+           f"is {o.adversarial_eps}; use 0 (off) or a positive norm (e.g. 1)")
     t = cfg.trainer
     _check(t.max_epochs >= 1, "trainer.max_epochs", f"is {t.max_epochs}; it must be at least 1")
     _check(t.patience >= 1, "trainer.patience", "must be at least 1")

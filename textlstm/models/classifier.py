@@ -59,13 +59,21 @@ class TextClassifier(nn.Module):
             self.embedding.weight[found] = vectors[found]
         self.embedding.weight.requires_grad_(not freeze)
 
-    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def drop_words(self, ids: torch.Tensor) -> torch.Tensor:
         if self.training and self.word_dropout > 0:
             # whole words become <unk> (id 1), never padding (id 0): unlike dropout on the
             # vectors' components, the model meets <unk> as it will for unseen test words
             drop = (torch.rand(ids.shape, device=ids.device) < self.word_dropout) & (ids != 0)
             ids = ids.masked_fill(drop, 1)
-        x = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        return ids
+
+    def encode(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encode_embedded(self.embedding(self.drop_words(ids)), lengths)
+
+    def encode_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, E) word vectors, before embedding dropout -> (B, D) text vectors
+        (adversarial training perturbs the word vectors: training/module.py)."""
+        x = self.embedding_dropout(x)  # (B, T, E)
         if self.chunking is not None:
             size, overlap = self.chunking
             # a batch whose texts all fit one window takes the plain path: one window pooled
@@ -86,6 +94,9 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.encode(ids, lengths))  # (B, C) logits
+
+    def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode_embedded(x, lengths))  # (B, C) logits
 
 
 def arch_version_of(checkpoint: dict) -> int:

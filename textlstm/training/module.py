@@ -149,15 +149,49 @@ class LitTextClassifier(L.LightningModule):
         self._tokens = torch.zeros((), dtype=torch.long, device=self.device)
         self._epoch_t0 = time.perf_counter()
 
+    def _adversarial_step(self, batch, eps: float):
+        """Adversarial training on the word vectors (Miyato et al. 2017, "Adversarial Training
+        Methods for Semi-Supervised Text Classification"): the loss on the text plus the loss on
+        the text with its vectors moved by eps (L2 norm per text) in the direction that raises
+        the loss the most, to first order. Returns the loss to back-propagate, the clean
+        predictions and logits, and the clean loss (what train/loss logs)."""
+        net, y = self.net, batch["labels"]
+        ids = net.drop_words(batch["ids"])  # (B, T): one word-dropout draw for both passes
+        x = net.embedding(ids)  # (B, T, E)
+        frozen = not x.requires_grad
+        if frozen:  # frozen vectors: the direction is still taken on them
+            x = x.requires_grad_()
+        logits = net.forward_embedded(x, batch["lengths"])  # (B, C)
+        loss = self.criterion(logits, y)
+        params = [p for p in net.parameters() if p.requires_grad]
+        # one backward pass gives the direction (the gradient on x) and the clean loss's
+        # gradients on the weights; the latter re-enter below through a linear term whose
+        # gradient is exactly them, so the step costs 2 forward + 2 backward passes, not 3
+        # backward (Lightning's automatic optimisation back-propagates one returned loss)
+        grads = torch.autograd.grad(loss, [x, *params])
+        g = grads[0].detach()  # (B, T, E), zero on padding
+        r = eps * g / g.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None]
+        # the graph behind x was freed by autograd.grad: look the vectors up again
+        x_adv = (x.detach() if frozen else net.embedding(ids)) + r
+        adv_loss = self.criterion(net.forward_embedded(x_adv, batch["lengths"]), y)
+        linear = sum((p * gp).sum() for p, gp in zip(params, grads[1:]))
+        total = adv_loss + (linear - linear.detach())  # value: adv_loss; gradient: both losses
+        return total, self._predict(logits), logits, loss.detach()
+
     def training_step(self, batch, batch_idx):
-        loss, preds, _ = self._step(batch)
+        eps = float(self.optim_cfg.get("adversarial_eps") or 0.0)  # runs from before it: 0
+        if eps > 0:
+            loss, preds, _, clean = self._adversarial_step(batch, eps)
+        else:
+            loss, preds, _ = self._step(batch)
+            clean = loss
         # reading the loss on the host syncs a GPU: check every step on CPU, at log steps on GPU
         check = loss.device.type == "cpu" or batch_idx % max(1, self.trainer.log_every_n_steps) == 0
         if check and not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss became {loss.item()} at step "
                                      f"{self.global_step}")
         self._tokens += batch["lengths"].sum()  # stays on device: no host sync per step
-        self.train_loss(loss)
+        self.train_loss(clean)
         self.train_metrics(preds, self._targets(batch["labels"]))
         self.log("train/loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
