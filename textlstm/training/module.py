@@ -174,7 +174,7 @@ class LitTextClassifier(L.LightningModule):
         # the graph behind x was freed by autograd.grad: look the vectors up again
         x_adv = (x.detach() if frozen else net.embedding(ids)) + r
         adv_loss = self.criterion(net.forward_embedded(x_adv, batch["lengths"]), y)
-        linear = sum((p * gp).sum() for p, gp in zip(params, grads[1:]))
+        linear = sum((p * gp).sum() for p, gp in zip(params, grads[1:], strict=True))
         total = adv_loss + (linear - linear.detach())  # value: adv_loss; gradient: both losses
         return total, self._predict(logits), logits, loss.detach()
 
