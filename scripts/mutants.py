@@ -338,7 +338,7 @@ M = [
            "generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)",
            "generator = None",
            "tests/test_resume.py::test_sigkill_at_an_epoch_end_then_resume_equals_the_"
-           "uninterrupted_run[2-True]", "reloads shift the global RNG and resumed runs drift"),
+           "uninterrupted_run[2-budget]", "reloads shift the global RNG and resumed runs drift"),
     Mutant("textlstm/batches/sampler.py", "cap, out = bs, []", "cap, out = bs * 64, []",
            "tests/test_data.py::test_token_budget_batches",
            "a token budget lets short texts overflow data.batch_size"),
@@ -347,6 +347,19 @@ M = [
            "            super().on_load_checkpoint(",
            "tests/test_learning.py::test_ema_validates_tests_and_ships_the_averaged_weights",
            "with trainer.ema_decay the test split is scored with the raw weights"),
+    Mutant("textlstm/training/trainer.py", "    trainer.save_checkpoint(ckpts.best_path())",
+           "    pass",
+           "tests/test_learning.py::test_average_from_epoch_ships_and_tests_the_mean_of_the_"
+           "late_epochs", "trainer.average_from_epoch ships the best epoch, not the average"),
+    Mutant("textlstm/training/trainer.py", "if epoch >= self.start and",
+           "if epoch > self.start and",
+           "tests/test_learning.py::test_average_from_epoch_ships_and_tests_the_mean_of_the_"
+           "late_epochs", "the average leaves out the epoch it should start from"),
+    Mutant("textlstm/training/trainer.py", "        if state[\"average\"] is not None:\n"
+           "            self.average.load_state_dict(state[\"average\"])",
+           "        pass",
+           "tests/test_resume.py::test_sigkill_at_an_epoch_end_then_resume_equals_the_"
+           "uninterrupted_run[2-average]", "a resumed run forgets the epochs already averaged"),
     Mutant("textlstm/training/trainer.py", "callbacks.append(ShippedAverage(decay=t.ema_decay))",
            "pass",
            "tests/test_learning.py::test_ema_validates_tests_and_ships_the_averaged_weights",

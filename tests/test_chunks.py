@@ -110,6 +110,7 @@ def test_chunked_network_trains_and_attributes_per_token():
     ("data.max_tokens_per_batch=plenty", "data.max_tokens_per_batch"),
     ("trainer.max_minutes=0", "trainer.max_minutes"),
     ("trainer.ema_decay=1", "trainer.ema_decay"),
+    ("trainer.average_from_epoch=0", "trainer.average_from_epoch"),
     ("optim.adversarial_eps=-1", "optim.adversarial_eps"),
     ("model.pooling=maxmean", "model.pooling"),
 ])

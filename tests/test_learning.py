@@ -159,6 +159,57 @@ def test_ema_validates_tests_and_ships_the_averaged_weights(averaged):
     assert m["validation"]["f1_macro"] == pytest.approx(max(f1[:-1]), abs=1e-6) == f1[-1]
 
 
+def _synthetic_run(d, *extra):
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+
+    d.mkdir(parents=True, exist_ok=True)
+    files = {s: write_csv(d / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
+             (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}",
+        f"run_root={d / 'runs'}", "model.embedding.vectors=null", "wandb.mode=disabled", *TINY,
+        "optim.lr=0.01", "trainer.patience=10", *extra])
+    return train(cfg)
+
+
+def test_average_from_epoch_ships_and_tests_the_mean_of_the_late_epochs(tmp_path):
+    import torch
+
+    from textlstm.commands.evaluate import evaluate
+
+    # no schedule, so the 2-epoch run is the first two epochs of the 3-epoch one
+    fixed = ("optim.scheduler=none", "trainer.average_from_epoch=2")
+    run = _synthetic_run(tmp_path / "three", "trainer.max_epochs=3", *fixed)
+    two = _synthetic_run(tmp_path / "two", "trainer.max_epochs=2", *fixed)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["train"]["averaged_epochs"] == [2, 3]
+    assert 1 <= m["train"]["best_epoch"] <= 3  # the best validated epoch, still reported
+
+    def weights(r, name):
+        return torch.load(r / "checkpoints" / name, map_location="cpu",
+                          weights_only=True)["state_dict"]
+
+    shipped, w3 = weights(run, "best.ckpt"), weights(run, "last.ckpt")  # last: raw weights
+    w2 = weights(two, "last.ckpt")
+    assert shipped.keys() == w3.keys()
+    for k in shipped:
+        assert torch.allclose(shipped[k], (w2[k] + w3[k]) / 2, atol=1e-6), k
+    assert any(not torch.equal(shipped[k], w3[k]) for k in shipped)
+    # the test split was scored with what a user loads from the run: the average
+    again = evaluate(run)
+    for k in ("accuracy", "f1_macro"):
+        assert again[k] == pytest.approx(m["test"][k], abs=1e-6), k
+
+
+def test_average_and_ema_together_are_refused():
+    from textlstm.core.config import load_config
+    from textlstm.core.errors import UserError
+
+    with pytest.raises(UserError, match=r"trainer\.average_from_epoch.*trainer\.ema_decay"):
+        load_config(None, ["trainer.average_from_epoch=3", "trainer.ema_decay=0.9"])
+
+
 def test_every_epoch_is_validated_when_a_token_budget_changes_the_batch_count(tmp_path):
     """With data.max_tokens_per_batch the count of batches changes with each epoch's shuffle.
     Lightning counted them once, so an epoch shorter than the first was never validated and

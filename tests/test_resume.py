@@ -81,6 +81,16 @@ def uninterrupted_budget(small_csvs, tmp_path_factory):
     return _uninterrupted(small_csvs, tmp_path_factory.mktemp("budget"), *BUDGET)
 
 
+# trainer.average_from_epoch: the running average lives in last.ckpt's callback state and must
+# come back on resume, or the shipped best.ckpt would average fewer epochs
+AVERAGE = ("trainer.average_from_epoch=2",)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_average(small_csvs, tmp_path_factory):
+    return _uninterrupted(small_csvs, tmp_path_factory.mktemp("average"), *AVERAGE)
+
+
 def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, tmp_path):
     code, _, err = run_cli("train", "--config", ROOT / "configs/bbc_news.yaml",
                            *_overrides(small_csvs, tmp_path, "wandb.mode=disabled"))
@@ -88,13 +98,13 @@ def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, t
     assert _comparable(_run_dir(tmp_path)) == _comparable(uninterrupted)
 
 
-@pytest.mark.parametrize(("kill_after_epoch", "budget"), [(0, False), (2, False), (0, True),
-                                                          (2, True)])
+@pytest.mark.parametrize(("kill_after_epoch", "variant"), [(0, ""), (2, ""), (0, "budget"),
+                                                           (2, "budget"), (2, "average")])
 def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(
-    small_csvs, tmp_path, kill_after_epoch, budget, request
+    small_csvs, tmp_path, kill_after_epoch, variant, request
 ):
-    extra = BUDGET if budget else ()
-    uninterrupted = request.getfixturevalue("uninterrupted_budget" if budget else "uninterrupted")
+    extra = {"": (), "budget": BUDGET, "average": AVERAGE}[variant]
+    uninterrupted = request.getfixturevalue("_".join(filter(None, ("uninterrupted", variant))))
     proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline", *extra))
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
@@ -127,9 +137,10 @@ def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(
     assert _run_dir(tmp_path) == run
     assert _comparable(run) == _comparable(uninterrupted)
     # stronger than metrics.json (which comes from the best epoch): the final weights are equal
-    final, base = (torch.load(r / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-                   for r in (run, uninterrupted))
-    assert final.keys() == base.keys() and all(torch.equal(final[k], base[k]) for k in base)
+    for name in ("last.ckpt", "best.ckpt"):  # best.ckpt: the shipped average, with one
+        final, base = (torch.load(r / "checkpoints" / name, weights_only=True)["state_dict"]
+                       for r in (run, uninterrupted))
+        assert final.keys() == base.keys() and all(torch.equal(final[k], base[k]) for k in base)
     assert (run / "wandb_id").read_text() == wandb_id  # the same W&B run continues
     assert {p.name.split("-")[-1] for p in (run / "wandb").glob("offline-run-*")} == {wandb_id}
 

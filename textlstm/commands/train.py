@@ -29,7 +29,15 @@ from textlstm.tokens.vocab import Vocab
 from textlstm.tracking.outputs import write_run_outputs
 from textlstm.tracking.wandb_logger import start_wandb
 from textlstm.training.build import build_model
-from textlstm.training.trainer import build_trainer, check_schedule, fit, run_metrics, score_best
+from textlstm.training.trainer import (
+    build_trainer,
+    check_schedule,
+    checkpoint_epoch,
+    fit,
+    run_metrics,
+    score_best,
+    ship_average,
+)
 
 log = logging.getLogger("textlstm")
 
@@ -61,10 +69,15 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     trainer, checkpoints = build_trainer(cfg, run_dir, wb)
     seconds = fit(trainer, model, dm, run_dir, start.checkpoint)
     best = checkpoints.best_path()
+    best_epoch = checkpoint_epoch(best)  # before ship_average may rewrite best.ckpt
+    averaged = ship_average(trainer, model, checkpoints)
+    if averaged:
+        log.info("best.ckpt: the average of the weights of epochs %d-%d", *averaged)
     validation, test, calibration = score_best(trainer, model, dm, best, cfg.model.calibration)
     if not main:  # metrics are synced across ranks; rank 0 writes the results
         return run_dir
-    metrics = run_metrics(dm, trainer, model, best, seconds, threads, validation, test, calibration)
+    metrics = run_metrics(dm, trainer, model, best_epoch, seconds, threads, validation, test,
+                          calibration, averaged)
     write_json(run_dir / runfolder.METRICS, metrics)
     pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu",
                      temperature=model.temperature, thresholds=model.thresholds)

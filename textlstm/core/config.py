@@ -248,6 +248,10 @@ class TrainerConfig:
         "keep an exponential moving average of the weights (decay per optimizer step, e.g. "
         "0.99: about the last 100 steps) and validate, checkpoint and ship the average; "
         "null: the raw weights")})
+    average_from_epoch: int | None = field(default=None, metadata={"help": (
+        "ship the average of the weights at the end of every epoch from this one (1-based) to "
+        "the last one trained (stochastic weight averaging); validation and early stopping "
+        "still see each epoch's own weights; null: ship the best validated epoch")})
 
 
 @dataclass
@@ -527,7 +531,13 @@ def validate(cfg: DictConfig) -> None:
            f"is '{o.scheduler}'; use none, cosine or plateau")
     _check(0 <= o.adversarial_eps <= 1e6, "optim.adversarial_eps",
            f"is {o.adversarial_eps}; use 0 (off) or a positive norm (e.g. 1)")
-    t = cfg.trainer
+    _validate_trainer(cfg.trainer)
+    _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
+           f"is '{cfg.wandb.mode}'; use offline, online or disabled")
+
+
+def _validate_trainer(t) -> None:
+    """trainer.* keys."""
     _check(t.max_epochs >= 1, "trainer.max_epochs", f"is {t.max_epochs}; it must be at least 1")
     _check(t.patience >= 1, "trainer.patience", "must be at least 1")
     for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
@@ -537,10 +547,13 @@ def validate(cfg: DictConfig) -> None:
            f"is {t.max_minutes}; use a positive number of minutes or null")
     _check(t.ema_decay is None or 0 < t.ema_decay < 1, "trainer.ema_decay",
            f"is {t.ema_decay}; use a number between 0 and 1 (e.g. 0.99) or null")
+    _check(t.average_from_epoch is None or t.average_from_epoch >= 1,
+           "trainer.average_from_epoch",
+           f"is {t.average_from_epoch}; use an epoch number from 1 or null")
+    _check(t.average_from_epoch is None or t.ema_decay is None, "trainer.average_from_epoch",
+           "cannot be combined with trainer.ema_decay; set one of them to null")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
-    _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
-           f"is '{cfg.wandb.mode}'; use offline, online or disabled")
 
 
 def preset_path(name: str) -> Path:
