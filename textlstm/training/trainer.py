@@ -105,8 +105,9 @@ class EpochAverage(Callback):
     the average would also choose best.ckpt and the epoch to stop at. Here validation, early
     stopping and that choice keep seeing each epoch's own weights, and `ship_average` puts the
     finished average into best.ckpt: picking the best of ten epochs on a small validation split
-    (BBC: 212 articles) picks noise, while the average of the late epochs scores higher on
-    validation data the choice did not see (docs/accuracy.md)."""
+    (BBC: 212 articles) picks noise, and there the average of the late epochs scores higher on
+    validation texts the choice did not see. Where a class is still being learned in the late
+    epochs (an imbalanced set) the average lags behind (docs/accuracy.md)."""
 
     def __init__(self, start: int):
         self.start = start
