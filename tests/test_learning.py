@@ -125,18 +125,8 @@ def test_the_best_checkpoint_is_the_epoch_with_the_highest_validation_f1(learned
 @pytest.fixture(scope="module")
 def averaged(tmp_path_factory):
     """The synthetic run again, with an exponential moving average of the weights."""
-    from textlstm.commands.train import train
-    from textlstm.core.config import load_config
-
-    d = tmp_path_factory.mktemp("ema")
-    files = {s: write_csv(d / f"{s}.csv", synthetic_texts(n, seed)) for s, n, seed in
-             (("train", 300, 0), ("validation", 60, 1), ("test", 60, 2))}
-    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
-        *(f"data.{s}_file={p}" for s, p in files.items()), f"data.data_dir={d / 'data'}",
-        f"run_root={d / 'runs'}", "model.embedding.vectors=null", "wandb.mode=disabled", *TINY,
-        "trainer.max_epochs=3", "optim.lr=0.01", "trainer.patience=10",
-        "trainer.ema_decay=0.7"])
-    return train(cfg)
+    return _synthetic_run(tmp_path_factory.mktemp("ema"), "trainer.max_epochs=3",
+                          "trainer.ema_decay=0.7")
 
 
 def test_ema_validates_tests_and_ships_the_averaged_weights(averaged):
