@@ -90,18 +90,16 @@ def test_attributions_are_complete(planted_predictor):
         assert abs(r["delta"]) <= 0.01 * abs(float(fx))
 
 
-def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predictor, caplog):
-    """Long texts can make an LSTM's logit jump along the straight path (docs/benchmarks.md);
-    no number of steps makes those attributions complete, and the user is told so."""
+def _jumping(planted: Predictor, text: str) -> Predictor:
+    """The planted predictor with a network whose logit steps from 0 to 10 halfway along the
+    straight path from the baseline to `text`: no number of steps integrates that."""
     import copy
 
-    text = "splendid and the new a today"
-
-    class Jump(torch.nn.Module):  # a logit that steps from 0 to 10 halfway along the path
+    class Jump(torch.nn.Module):
         def __init__(self, embedding):
             super().__init__()
             self.embedding = embedding
-            ids = torch.tensor([planted_predictor.vocab.encode(text.split())])
+            ids = torch.tensor([planted.vocab.encode(text.split())])
             self.full = float(embedding(ids).sum())  # the text's end of the path
 
         def forward(self, ids, lengths):
@@ -109,8 +107,16 @@ def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predic
             jump = 10 * torch.sigmoid(1e4 * (s / self.full - 0.5))
             return torch.stack([jump, torch.zeros_like(jump)], 1)  # (B, 2)
 
-    pred = copy.copy(planted_predictor)
-    pred.net = Jump(planted_predictor.net.embedding)
+    pred = copy.copy(planted)
+    pred.net = Jump(planted.net.embedding)
+    return pred
+
+
+def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predictor, caplog):
+    """Long texts can make an LSTM's logit jump along the straight path (docs/benchmarks.md);
+    no number of steps makes those attributions complete, and the user is told so."""
+    text = "splendid and the new a today"
+    pred = _jumping(planted_predictor, text)
     with caplog.at_level("WARNING", logger="textlstm"):
         r = explain(pred, text, steps=64, max_steps=256)
     assert abs(r["delta"]) > 1  # incomplete even at the most steps allowed ...
@@ -119,6 +125,25 @@ def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predic
     with caplog.at_level("WARNING", logger="textlstm"):
         explain(planted_predictor, text)
     assert "ranking" not in caplog.text  # a complete explanation carries no warning
+
+
+def test_a_report_says_once_how_many_error_explanations_are_incomplete(planted_predictor,
+                                                                       caplog):
+    """`make train` explains several test errors for the report: incomplete ones make one
+    warning that counts them, not one warning per text."""
+    from textlstm.tracking.attributions import explain_errors
+
+    text = "splendid and the new a today"
+    errors = [{"text": text, "true": "neg", "predicted": "neg", "confidence": 0.9}] * 3
+    with caplog.at_level("WARNING", logger="textlstm"):
+        out = explain_errors(_jumping(planted_predictor, text), errors, steps=32, max_steps=64)
+    assert all(len(e["attributions"]) == 6 for e in out)  # every text is still explained
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "3 of 3 explained test errors" in warnings[0], warnings
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="textlstm"):
+        explain_errors(planted_predictor, errors[:1])
+    assert not caplog.records  # complete explanations: nothing to say
 
 
 def test_padding_gets_no_attribution_and_changes_nothing(planted_predictor):

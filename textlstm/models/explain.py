@@ -41,9 +41,14 @@ def attribute_ids(net, ids: torch.Tensor, lengths: torch.Tensor, targets: torch.
 
 
 def explain(pred: Predictor, text: str, label: str | None = None,
-            steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS) -> dict:
+            steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
+            incomplete: list[float] | None = None) -> dict:
     """One text: the predicted (or the named) label, probabilities, spaCy tokens in text order
-    (cut to data.max_length, as the model reads them) and one attribution per token."""
+    (cut to data.max_length, as the model reads them) and one attribution per token.
+
+    Attributions still incomplete at `max_steps` are reported by a warning. A caller that
+    explains many texts passes a list as `incomplete` instead: each such text's gap, as a share
+    of its logit, is appended there, and the caller says it once."""
     data = pred.cfg.data
     tokens = tokenize_texts([text], data.lowercase)[0][: data.max_length] or ["<unk>"]
     ids = torch.tensor([pred.vocab.encode(tokens)], device=pred.device)  # (1, T)
@@ -72,11 +77,14 @@ def explain(pred: Predictor, text: str, label: str | None = None,
         # measured on BBC runs (docs/benchmarks.md, "On a GPU"): over hundreds of tokens an
         # LSTM's logit can jump along the straight path from the baseline (its state flips
         # between attractors within a step of 1e-4), which no number of steps integrates
-        log.warning("the attributions add up to the logit's change only within %.3g (%.0f %% of "
-                    "the logit) after %d steps: the model's output jumps along the integration "
-                    "path; read them as a ranking of the words, not as amounts.",
-                    abs(float(delta[0])), 100 * abs(float(delta[0])) / max(abs(fx), 1e-12),
-                    steps)
+        gap = abs(float(delta[0])) / max(abs(fx), 1e-12)
+        if incomplete is not None:
+            incomplete.append(gap)
+        else:
+            log.warning("the attributions add up to the logit's change only within %.3g (%.0f "
+                        "%% of the logit) after %d steps: the model's output jumps along the "
+                        "integration path; read them as a ranking of the words, not as amounts.",
+                        abs(float(delta[0])), 100 * gap, steps)
     return {"label": target, "probabilities": row["probabilities"], "tokens": tokens,
             "attributions": [round(float(a), 6) for a in attr[0]],
             "delta": round(float(delta[0]), 6)}

@@ -75,16 +75,22 @@ def explain_errors(pred, errors: list[dict], steps: int = 32, max_steps: int = 1
     explains several texts, whole documents among them, and shows each one's delta."""
     from textlstm.models.explain import explain  # torch and Captum: only when explaining
 
-    out = []
+    out, gaps, explained = [], [], 0
     for e in errors:
         try:
             # multi-label: the label the model got most wrong, not the predicted set
             r = explain(pred, e["text"], e.get("explained", e["predicted"]), steps,
-                        max_steps)
+                        max_steps, incomplete=gaps)
             out.append(e | {"tokens": r["tokens"], "attributions": r["attributions"]})
+            explained += 1
         except Exception as ex:  # an explanation must never cost the user a finished run
             log.warning("attributions skipped for one error: %s", ex)
             out.append(e)
+    if gaps:  # one line for the report, not one per text
+        log.warning("the attributions of %d of %d explained test errors add up to the logit's "
+                    "change only within %.0f-%.0f %% of the logit: the model's output jumps "
+                    "along the integration path; read their shading as a ranking of the words, "
+                    "not as amounts.", len(gaps), explained, 100 * min(gaps), 100 * max(gaps))
     return out
 
 
