@@ -403,6 +403,10 @@ M = [
            "max_steps, incomplete=gaps)", "max_steps)",
            "tests/test_explain.py::test_a_report_says_once_how_many_error_explanations_are_incomplete",
            "the report warns once per incomplete explanation, not once for all"),
+    Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
+           "", "tests/test_dashboard.py::"
+           "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",
+           "every W&B run warns about Lightning's deprecated anonymous setting"),
     Mutant("textlstm/models/predictor.py", "    torch.backends.cudnn.allow_tf32 = False\n", "",
            "tests/test_model.py::test_predictions_run_the_rnn_in_full_fp32",
            "GPU predictions depend on their batch (TF32)"),

@@ -141,3 +141,29 @@ def test_prediction_rows_are_capped_at_500_and_ordered():
         f"t{i}" for i in sorted(wrong, key=lambda i: -probs[i].max())
     ]
     assert all(r[4] for r in rows[len(wrong):])
+
+
+def test_the_wandb_run_starts_without_the_deprecated_anonymous_setting(tmp_path, monkeypatch):
+    """Lightning's WandbLogger passes `anonymous` to wandb.init, and wandb warns about it on
+    every run (wandb/wandb#10909); textlstm leaves it out and keeps the rest."""
+    import wandb
+
+    from textlstm.core.config import load_config
+    from textlstm.tracking.wandb_logger import make_wandb_logger
+
+    class Started(Exception):
+        pass
+
+    seen = {}
+
+    def fake_init(**kwargs):
+        seen.update(kwargs)
+        raise Started
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = load_config(None, ["wandb.mode=offline"])
+    with pytest.raises(Started):
+        _ = make_wandb_logger(cfg, tmp_path).experiment
+    assert seen["mode"] == "offline" and seen["dir"] == str(tmp_path)
+    assert "anonymous" not in seen

@@ -41,7 +41,7 @@ def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
     # the config's tags plus data set, encoder and pooling, so runs filter and group cleanly
     tags = list(dict.fromkeys([*cfg.wandb.tags, cfg.data.source.split(":")[0], enc.cell,
                                f"pool-{cfg.model.pooling}"]))
-    return WandbLogger(
+    logger = WandbLogger(
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,
         name=f"{cfg.name}/{run_dir.name}",
@@ -53,6 +53,11 @@ def make_wandb_logger(cfg, run_dir: Path, run_id: str | None = None):
         config=OmegaConf.to_container(cfg, resolve=True),
         settings={"console": "off", "disable_git": True, "x_disable_stats": True},
     )
+    # Lightning passes `anonymous` to wandb.init on every run, and wandb (0.31 here) warns that
+    # the setting does nothing (wandb/wandb#10909): a line on every `make train` that the user
+    # can do nothing about. Lightning has no argument to leave it out, so it is dropped here.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def start_wandb(cfg, run_dir: Path):
