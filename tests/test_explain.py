@@ -100,7 +100,7 @@ def _jumping(planted: Predictor, text: str) -> Predictor:
             super().__init__()
             self.embedding = embedding
             ids = torch.tensor([planted.vocab.encode(text.split())])
-            self.full = float(embedding(ids).sum())  # the text's end of the path
+            self.full = float(embedding(ids).sum().detach())  # the text's end of the path
 
         def forward(self, ids, lengths):
             s = self.embedding(ids).sum((1, 2))  # (B,)
