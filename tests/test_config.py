@@ -58,6 +58,49 @@ def test_override_syntax():
         parse_overrides(["novalue"])
 
 
+# values YAML would read as something else than typed: block scalars, anchors, aliases, tags,
+# reserved characters, a comment, a bare colon, null, a YAML 1.1 bool, hex, a list or mapping
+AS_TYPED = ["|", ">", "&a", "*a", "!x", "%", "@", "`", ":", "~", "null", "yes", "0x10", "#x",
+            "- a", "[a", "{a", "a: b", "|+", "1e3"]
+
+
+@pytest.mark.parametrize("value", AS_TYPED)
+def test_a_text_key_takes_its_value_as_typed(value):
+    """`textlstm train ... 'data.label_separator=|'` as a shell passes it: the separator is the
+    character typed, not what YAML makes of it (an empty block scalar)."""
+    cfg = load_config(ROOT / "configs" / "base.yaml",
+                      ["task=multilabel", f"data.label_separator={value}",
+                       f"data.text_field={value}", f"wandb.project={value}",
+                       f"data.hf_splits.train={value}", f"data.hf_splits.extra={value}"])
+    assert cfg.data.label_separator == value and cfg.data.text_field == value
+    assert cfg.wandb.project == value
+    assert cfg.data.hf_splits.train == value and cfg.data.hf_splits.extra == value
+
+
+def test_quotes_and_null_on_text_keys():
+    cfg = load_config(ROOT / "configs" / "base.yaml",
+                      ["data.label_separator='|'", 'data.text_field="a b"',
+                       "data.validation_file=null", "data.test_file=~", "wandb.project=null",
+                       "data.label_field='null'"])
+    assert cfg.data.label_separator == "|" and cfg.data.text_field == "a b"
+    # an optional text key (null by default) takes null as null; a required one as the word
+    assert cfg.data.validation_file is None and cfg.data.test_file is None
+    assert cfg.wandb.project == "null" and cfg.data.label_field == "null"
+
+
+def test_numbers_lists_and_bools_still_read_as_yaml():
+    cfg = load_config(ROOT / "configs" / "base.yaml",
+                      ["trainer.max_epochs=3", "optim.lr=1e-3", "model.encoder.bidirectional=no",
+                       "trainer.patience=0x10"])
+    assert cfg.trainer.max_epochs == 3 and cfg.optim.lr == 1e-3
+    assert cfg.model.encoder.bidirectional is False and cfg.trainer.patience == 16
+
+
+def test_a_value_yaml_empties_is_named_as_typed_in_the_error():
+    with pytest.raises(UserError, match=r"'\|'.*could not be converted"):
+        load_config(None, ["model.encoder.hidden_size=|"])
+
+
 def _help_blocks(text: str) -> dict[str, tuple[str, str]]:
     """`  key = default` lines of `textlstm train --help`, each with its wrapped help joined."""
     blocks, key = {}, None

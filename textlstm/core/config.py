@@ -21,6 +21,7 @@ from omegaconf.errors import (
     OmegaConfBaseException,
     ValidationError,
 )
+from omegaconf.nodes import StringNode
 
 from textlstm.core.errors import UserError
 
@@ -353,19 +354,56 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]
     return layers
 
 
-def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+# what YAML reads as "no value"; an optional string key takes them as null (None)
+YAML_NULLS = ("null", "Null", "NULL", "~")
+
+
+def _string_field(schema: DictConfig, key: str) -> tuple[bool, bool]:
+    """(whether `key` holds a string in the schema, whether it may be null)."""
+    node: Any = schema
+    *parents, leaf = key.split(".")
+    for part in parents:
+        node = node._get_node(part, validate_access=False) if isinstance(node, DictConfig) \
+            else None
+    if not isinstance(node, DictConfig):
+        return False, False
+    child = node._get_node(leaf, validate_access=False)
+    if child is None:  # a new key of a dict of strings (data.hf_splits.<split>)
+        return node._metadata.element_type is str, False
+    return isinstance(child, StringNode), child._is_optional()
+
+
+def _override_value(text: str, string: bool, optional: bool) -> Any:
+    """The value of one `key=value`. YAML turns 3 into an int, 1e-3 into a float, [a, b] into a
+    list; but it would also turn what a user types for a string key into something else (`|`
+    and `>` start block scalars, `&a` `*a` `!x` are anchors, aliases and tags, `#` starts a
+    comment, `yes` is a bool, `0x10` is 16), so a string key takes the text as typed. Quotes
+    still work there ('a b' -> a b), and an optional string key takes null as null."""
+    if text == "":
+        return ""
+    if string and not (len(text) >= 2 and text[0] == text[-1] and text[0] in "'\""):
+        return None if optional and text in YAML_NULLS else text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML reads `|`, `>` and `#...` as empty or null: keep the text, so an error can name it
+    return text if value in (None, "") and text not in YAML_NULLS else value
+
+
+def parse_overrides(overrides: list[str], schema: DictConfig | None = None
+                    ) -> list[tuple[str, Any]]:
+    """`key=value` items as (key, value), each value read for its key's type in `schema`
+    (default: the config schema)."""
+    schema = OmegaConf.structured(Config) if schema is None else schema
     out = []
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise UserError(f"override '{item}' is not of the form key=value "
                             "(e.g. trainer.max_epochs=3).")
         key, value = item.split("=", 1)
-        # YAML parsing gives 3 -> int, 1e-3 -> float, null -> None, [a,b] -> list
-        try:
-            parsed = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            parsed = value
-        out.append((key.strip(), parsed))
+        key = key.strip()
+        out.append((key, _override_value(value, *_string_field(schema, key))))
     return out
 
 
@@ -380,7 +418,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raise _friendly(e, where) from None
         if cfg.name is None:
             cfg.name = Path(path).stem
-    for key, value in parse_overrides(overrides or []):
+    for key, value in parse_overrides(overrides or [], cfg):
         try:
             OmegaConf.update(cfg, key, value, merge=True)
         except OmegaConfBaseException as e:
@@ -613,8 +651,10 @@ def config_help(width: int = 100) -> str:
     """The epilog of `textlstm train --help`: per section, every key with its default and its
     help text, wrapped to `width` columns."""
     base = OmegaConf.structured(Config)
-    lines = ["config keys (override any as key=value, e.g. trainer.max_epochs=3; "
-             "a YAML --config sets them too):"]
+    lines = textwrap.wrap(
+        "config keys (override any as key=value, e.g. trainer.max_epochs=3; a YAML --config "
+        "sets them too; a text key takes its value as typed, e.g. 'data.label_separator=|' in "
+        "the shell, and null where its default is null):", width)
     for section, text, keys in _sections(Config):
         lines.append("")
         lines.append(f"{section}: {text}" if section else "run:")
