@@ -403,6 +403,9 @@ M = [
            "max_steps, incomplete=gaps)", "max_steps)",
            "tests/test_explain.py::test_a_report_says_once_how_many_error_explanations_are_incomplete",
            "the report warns once per incomplete explanation, not once for all"),
+    Mutant("textlstm/tracking/report.py", "    if note:", "    if False:",
+           "tests/test_explain.py::test_a_report_says_once_how_many_error_explanations_are_incomplete",
+           "report.html shades approximate attributions without saying they are approximate"),
     Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
            "", "tests/test_dashboard.py::"
            "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",

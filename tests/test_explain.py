@@ -128,10 +128,11 @@ def test_a_logit_that_jumps_along_the_path_is_reported_not_hidden(planted_predic
 
 
 def test_a_report_says_once_how_many_error_explanations_are_incomplete(planted_predictor,
-                                                                       caplog):
-    """`make train` explains several test errors for the report: incomplete ones make one
-    warning that counts them, not one warning per text."""
+                                                                       caplog, tmp_path):
+    """`make train` explains several test errors for the report: incomplete ones make one short
+    console line that points to report.html, where the reason stands beside the shaded texts."""
     from textlstm.tracking.attributions import explain_errors
+    from textlstm.tracking.report import _errors
 
     text = "splendid and the new a today"
     errors = [{"text": text, "true": "neg", "predicted": "neg", "confidence": 0.9}] * 3
@@ -140,10 +141,17 @@ def test_a_report_says_once_how_many_error_explanations_are_incomplete(planted_p
     assert all(len(e["attributions"]) == 6 for e in out)  # every text is still explained
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "3 of 3 explained test errors" in warnings[0], warnings
+    assert "report.html" in warnings[0] and len(warnings[0]) <= 100
+    assert all(e["attribution_gap"] > 0.05 for e in out)  # errors.json keeps each one's gap
+    page = "".join(_errors(out))
+    assert "approximate-attributions" in page and "3 of 3 shaded errors" in page
+    assert "as a ranking of the words" in page and page.count("≈</span>") == 3
     caplog.clear()
     with caplog.at_level("WARNING", logger="textlstm"):
-        explain_errors(planted_predictor, errors[:1])
+        complete = explain_errors(planted_predictor, errors[:1])
     assert not caplog.records  # complete explanations: nothing to say
+    assert "attribution_gap" not in complete[0]
+    assert "approximate-attributions" not in "".join(_errors(complete))
 
 
 def test_padding_gets_no_attribution_and_changes_nothing(planted_predictor):

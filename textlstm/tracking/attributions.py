@@ -79,19 +79,35 @@ def explain_errors(pred, errors: list[dict], steps: int = 32, max_steps: int = 1
     for e in errors:
         try:
             # multi-label: the label the model got most wrong, not the predicted set
+            before = len(gaps)
             r = explain(pred, e["text"], e.get("explained", e["predicted"]), steps,
                         max_steps, incomplete=gaps)
-            out.append(e | {"tokens": r["tokens"], "attributions": r["attributions"]})
+            e = e | {"tokens": r["tokens"], "attributions": r["attributions"]}
+            if len(gaps) > before:  # this one fell short: report.html says what that means
+                e["attribution_gap"] = round(gaps[-1], 4)
+            out.append(e)
             explained += 1
         except Exception as ex:  # an explanation must never cost the user a finished run
             log.warning("attributions skipped for one error: %s", ex)
             out.append(e)
-    if gaps:  # one line for the report, not one per text
-        log.warning("the attributions of %d of %d explained test errors add up to the logit's "
-                    "change only within %.0f-%.0f %% of the logit: the model's output jumps "
-                    "along the integration path; read their shading as a ranking of the words, "
-                    "not as amounts.", len(gaps), explained, 100 * min(gaps), 100 * max(gaps))
+    if gaps:  # the reasons are in report.html, beside the shaded texts; here one short line
+        log.warning("approximate attributions for %d of %d explained test errors; see "
+                    "report.html", len(gaps), explained)
     return out
+
+
+def incomplete_note(errors: list[dict]) -> str | None:
+    """What report.html says above the shaded errors when some attributions fall short."""
+    gaps = [e["attribution_gap"] for e in errors if "attribution_gap" in e]
+    if not gaps:
+        return None
+    shaded = sum("attributions" in e for e in errors)
+    return (f"The attributions of {len(gaps)} of {shaded} shaded errors (marked ≈) add up to "
+            f"the logit's change only within {100 * min(gaps):.0f}-{100 * max(gaps):.0f} % of "
+            "the logit: along the straight path from the empty text to the text, the model's "
+            "output jumps (an LSTM over hundreds of tokens can flip between states), which no "
+            "number of integration steps captures. Read their shading as a ranking of the "
+            "words, not as amounts.")
 
 
 def log_error_attributions(wb, errors: list[dict]) -> None:

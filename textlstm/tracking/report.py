@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from textlstm.core.errors import UserError
-from textlstm.tracking.attributions import shade_html, shown
+from textlstm.tracking.attributions import incomplete_note, shade_html, shown
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
@@ -289,15 +289,20 @@ def _errors(errors: list[dict]) -> list[str]:
            "integrated gradients: green pushed towards the wrong label, red against it</p>"]
     if not errors:
         return out + ["<p class=\"muted\">no test errors recorded.</p>"]
+    note = incomplete_note(errors)
+    if note:
+        out.append(f"<p class=\"muted\" id=\"approximate-attributions\">{_e(note)}</p>")
     out.append("<table><tr><th class=\"l\">text</th><th class=\"l\">true</th><th "
                "class=\"l\">predicted</th><th>confidence</th></tr>")
     for e in errors:
         # explained errors show their tokens shaded by what pushed towards the wrong label
         text = (shade_html(e["tokens"], e["attributions"]) if "attributions" in e
                 else _e(e["text"][:300]))
+        approx = (f" <span title=\"attributions off by {100 * e['attribution_gap']:.0f} % of "
+                  "the logit\">≈</span>" if "attribution_gap" in e else "")
         out.append(f"<tr><td class=\"l\">{text}</td><td class=\"l "
                    f"good\">{_e(shown(e['true']))}</td><td class=\"l bad\">"
-                   f"{_e(shown(e['predicted']))}</td><td>{e['confidence']:.3f}</td></tr>")
+                   f"{_e(shown(e['predicted']))}</td><td>{e['confidence']:.3f}{approx}</td></tr>")
     out.append("</table>")
     return out
 
