@@ -406,6 +406,10 @@ M = [
     Mutant("textlstm/tracking/report.py", "    if note:", "    if False:",
            "tests/test_explain.py::test_a_report_says_once_how_many_error_explanations_are_incomplete",
            "report.html shades approximate attributions without saying they are approximate"),
+    Mutant("textlstm/training/progress.py", "if sys.stdout.isatty() else [EpochLines()]",
+           "if True else [EpochLines()]",
+           "tests/test_console.py::test_output_that_is_not_a_terminal_gets_one_line_per_epoch",
+           "a log file gets the live progress bar's redraws, not one line per epoch"),
     Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
            "", "tests/test_dashboard.py::"
            "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",

@@ -42,6 +42,7 @@ from textlstm.training.calibration import fit_temperature, nll, reliability
 from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
 from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier
 from textlstm.training.multilabel import multilabel_report, tune_thresholds
+from textlstm.training.progress import progress_callbacks
 
 MONITOR = "val/f1_macro"
 
@@ -189,8 +190,8 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
                                          save_top_k=1,
                                          every_n_train_steps=t.checkpoint_every_n_steps,
                                          enable_version_counter=False))
-    if t.progress_bar:
-        callbacks.append(RichProgressBar(leave=True))
+    shown = progress_callbacks(t.progress_bar)  # a bar, or one line per epoch if not a tty
+    callbacks += shown
     loggers = [CSVLogger(run_dir, name="",
                          version="logs")] + ([wandb_logger] if wandb_logger else [])
     trainer = L.Trainer(
@@ -200,7 +201,8 @@ def build_trainer(cfg, run_dir: Path, wandb_logger=None) -> tuple[L.Trainer, Che
         limit_train_batches=batch_limit(t.limit_train_batches),
         limit_val_batches=batch_limit(t.limit_val_batches),
         limit_test_batches=batch_limit(t.limit_test_batches), log_every_n_steps=t.log_every_n_steps,
-        callbacks=callbacks, logger=loggers, enable_progress_bar=t.progress_bar,
+        callbacks=callbacks, logger=loggers,
+        enable_progress_bar=any(isinstance(c, RichProgressBar) for c in shown),
         enable_model_summary=False, deterministic=False, default_root_dir=str(run_dir),
         num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
         use_distributed_sampler=False,  # BucketBatchSampler shards itself under torch.distributed
