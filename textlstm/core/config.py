@@ -239,7 +239,8 @@ class TrainerConfig:
     num_threads: int = field(default=0, metadata={"help": (
         "torch intra-op threads; 0: the cores this process may use")})
     progress_bar: bool = field(default=True, metadata={"help": (
-        "show Lightning's progress bar (true | false)")})
+        "show progress: a live bar on a terminal, one line per epoch when stdout is not a "
+        "terminal (true | false)")})
     checkpoint_every_n_steps: int = field(default=0, metadata={"help": (
         "also checkpoint (step.ckpt) every n steps; 0: epoch ends only")})
     max_minutes: float | None = field(default=None, metadata={"help": (
