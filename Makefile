@@ -66,7 +66,7 @@ sweep: $(STAMP) ## hyper-parameter search SWEEP (default configs/sweeps/bbc_news
 	$(BIN)/textlstm sweep $(SWEEP) $(ARGS)
 
 lint: $(STAMP) ## ruff check
-	$(BIN)/ruff check textlstm tests scripts
+	$(BIN)/ruff check textlstm tests scripts benchmarks
 
 clean: ## remove caches and build files (keeps .venv, data/ and runs/)
 	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info

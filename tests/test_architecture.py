@@ -185,8 +185,9 @@ def test_new_checkpoints_store_the_architecture_version(tiny_run):
 
 @pytest.mark.slow  # builds and installs a wheel: about 30 s on a quiet machine
 def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
-    """Benchmarks and presets read the shipped configs from the installed package, not from a
-    source checkout's working directory."""
+    """Presets read the shipped configs from the installed package, not from a source
+    checkout's working directory; the benchmarks, which the wheel does not carry, say in one
+    sentence where they run."""
     import subprocess
     import sys
 
@@ -202,16 +203,29 @@ def test_an_installed_wheel_finds_its_configs_outside_a_checkout(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target),
                     str(wheel)], check=True, capture_output=True)
-    code = ("import textlstm.core.config as c, textlstm.commands.bench_scale, "
-            "textlstm.commands.bench; "
+    assert not (target / "benchmarks").exists()  # benchmark code stays in the checkout
+    code = ("import textlstm.core.config as c, textlstm.commands.benchmarks as b; "
             "print(c.__file__); print(c.preset_path('tweets_sentiment')); "
-            "print(c.load_config(c.preset_path('bbc_news')).data.source)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere,
-                         capture_output=True, text=True,
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin",
-                              "HOME": str(tmp_path)})
+            "print(c.load_config(c.preset_path('bbc_news')).data.source)\n"
+            "try:\n    b.benchmark('bench')\n"
+            "except Exception as e:\n    print(type(e).__name__, str(e).replace(' ', '_'))")
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True,
+                         text=True, env=env)
     assert out.returncode == 0, out.stderr
-    module, preset, source = out.stdout.split()
+    module, preset, source, error, message = out.stdout.split()
     assert (
         module.startswith(str(target)) and preset.startswith(str(target)) and source == "bbc_news"
     )
+    assert error == "UserError" and "source_checkout" in message
+    cli = subprocess.run([sys.executable, "-m", "textlstm", "bench"], cwd=elsewhere,
+                         capture_output=True, text=True, env=env)
+    assert cli.returncode == 2 and "source checkout" in cli.stderr
+    assert len(cli.stderr.strip().splitlines()) == 1 and "Traceback" not in cli.stderr
+
+
+def test_the_benchmark_verbs_run_the_checkouts_benchmarks():
+    from textlstm.commands.benchmarks import benchmark
+
+    for name in ("bench", "bench_scale", "serve_bench"):
+        assert Path(benchmark(name).__file__).parent == ROOT / "benchmarks"

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from benchmarks.bench import NaiveLSTMClassifier, lstm_gemms, naive_loader
 from tests.conftest import run_cli
-from textlstm.commands.bench import NaiveLSTMClassifier, lstm_gemms, naive_loader
 from textlstm.core.config import load_config
 from textlstm.models.classifier import TextClassifier
 
@@ -82,7 +82,7 @@ def test_the_flop_fraction_alternates_lstm_and_reference_rounds(monkeypatch):
     """The reference is measured between LSTM passes, once per round, and the reported
     fraction is one round's own quotient (the median), not LSTM and reference from different
     moments."""
-    import textlstm.commands.bench as bench
+    import benchmarks.bench as bench
 
     cfg = load_config(None,
                       ["model.embedding.dim=4", "model.encoder.hidden_size=3",
@@ -141,7 +141,7 @@ def test_bench_scale_reports_memory_and_throughput_per_size(tmp_path):
     assert s["throughput_target_met"] == (s["prepare_throughput_ratio"] >= 0.95)
     # the corpus is a function of (size, seed): written once, then reused
     first = (tmp_path / "scale" / "2000-seed0" / "train.jsonl").read_text()
-    from textlstm.commands.bench_scale import _documents, _tweet_model
+    from benchmarks.bench_scale import _documents, _tweet_model
 
     again = list(_documents(_tweet_model(tmp_path), 2000, 0))
     assert [json.loads(x)["text"] for x in first.splitlines()] == [t for t, _ in again]

@@ -217,7 +217,7 @@ def test_dataloader_workers_get_the_memory_mapped_ids_not_a_copy(tmp_path):
     gives the same batches as the main process."""
     import pickle
 
-    from textlstm.commands.bench_scale import make_corpus
+    from benchmarks.bench_scale import make_corpus
 
     folder = make_corpus(20_000, seed=0, eval_size=500, data_dir=tmp_path, log=lambda *_: None)
     cfg = load_config(None,

@@ -18,7 +18,7 @@ TEXTS = ["Shares rose after the results", "The striker scored twice in the final
 
 
 def _free_port() -> int:
-    from textlstm.commands.serve_bench import free_port
+    from benchmarks.serve_bench import free_port
 
     return free_port()
 

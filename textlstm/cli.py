@@ -176,20 +176,19 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from textlstm.commands.bench import run_bench
+    from textlstm.commands.benchmarks import benchmark
 
-    run_bench(args.datasets, args.steps, args.out, args.overrides,
-              alternatives=not args.no_alternatives,
-              epochs=args.epochs)
+    benchmark("bench").run_bench(args.datasets, args.steps, args.out, args.overrides,
+                                 alternatives=not args.no_alternatives, epochs=args.epochs)
     return 0
 
 
 def cmd_bench_scale(args) -> int:
-    from textlstm.commands.bench_scale import parse_memory, parse_sizes, run_scale
+    from textlstm.commands.benchmarks import benchmark
 
-    run_scale(parse_sizes(args.sizes), args.steps, args.eval_size, args.seed, args.out,
-              args.overrides,
-              args.data_dir, parse_memory(args.memory_limit))
+    b = benchmark("bench_scale")
+    b.run_scale(b.parse_sizes(args.sizes), args.steps, args.eval_size, args.seed, args.out,
+                args.overrides, args.data_dir, b.parse_memory(args.memory_limit))
     return 0
 
 
@@ -229,9 +228,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_serve_bench(args) -> int:
-    from textlstm.commands.serve_bench import run_serve_bench
+    from textlstm.commands.benchmarks import benchmark
 
-    result = run_serve_bench(
+    result = benchmark("serve_bench").run_serve_bench(
         args.path, out=args.out, levels=args.clients, texts_per_request=args.texts_per_request,
         requests_per_level=args.requests_per_level, seconds_per_level=args.seconds_per_level,
         soak_requests=args.soak_requests, soak_seconds=args.soak_seconds,

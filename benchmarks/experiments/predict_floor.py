@@ -4,7 +4,7 @@ Times, in one process on the first 30,000 lines of a text file (a tweet per line
 tokenizer alone (Doc objects only), `tokenize_texts` (token strings, lowercased; warm, after a
 first batch), and the bundle's onnxruntime network from ids at 1 and 2 threads:
 
-    .venv/bin/python scripts/predict_floor.py BUNDLE TEXTS.txt
+    .venv/bin/python benchmarks/experiments/predict_floor.py BUNDLE TEXTS.txt
 """
 
 import sys

@@ -1,6 +1,6 @@
 """Stand-ins for held-out data sets we cannot see, cut from the embedded tweets (docs/accuracy.md).
 
-    .venv/bin/python scripts/standins.py OUT_DIR
+    .venv/bin/python benchmarks/experiments/standins.py OUT_DIR
 
 writes OUT_DIR/small/{train,validation,test}.jsonl (2,000 training tweets drawn at random,
 seed 0; validation and test whole) and OUT_DIR/imbalanced/... (every split keeps 100 % of

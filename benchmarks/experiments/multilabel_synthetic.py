@@ -7,7 +7,8 @@ a text has any number of labels, none included (about 27 %). The rest of a text 
 words. train is written as JSON Lines with label lists, validation and test as CSV with
 `a|b` strings, so both ways of writing labels are exercised:
 
-    .venv/bin/python scripts/multilabel_synthetic.py data/synthetic_multilabel [TRAIN] [EVAL]
+    .venv/bin/python benchmarks/experiments/multilabel_synthetic.py data/synthetic_multilabel \
+        [TRAIN] [EVAL]
     .venv/bin/textlstm train --config configs/base.yaml task=multilabel \\
         data.train_file=data/synthetic_multilabel/train.jsonl \\
         data.validation_file=data/synthetic_multilabel/validation.csv \\

@@ -1,7 +1,7 @@
 """What only a GPU can show, in one process with a deadline: the figures docs/benchmarks.md
 records under "On a GPU".
 
-    python scripts/gpu_checks.py OUT_DIR [--deadline-s 420]
+    python benchmarks/experiments/gpu_checks.py OUT_DIR [--deadline-s 420]
 
 1. cuDNN's packed path against the CPU padded path: the same weights give the same logits and
    the same gradients (every cell, pooling and chunking the model offers), and padding stays

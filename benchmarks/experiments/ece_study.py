@@ -8,7 +8,7 @@ choose T). It refits T from the run's float32 probabilities, so T and the ECE af
 differ from metrics.json in the third decimal. docs/benchmarks.md, "Calibration", holds the
 figures.
 
-    python scripts/ece_study.py RUN [RUN ...]     # prints one JSON line per run
+    python benchmarks/experiments/ece_study.py RUN [RUN ...]     # prints one JSON line per run
 """
 
 from __future__ import annotations

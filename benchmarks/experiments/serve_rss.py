@@ -5,7 +5,7 @@ real traffic does (URLs, handles, typos). This starts `textlstm serve` on loopba
 rounds of REQUESTS single-text requests from 8 clients, each tweet with WORDS random words
 appended, and prints the server's RSS (with its child processes) after each round:
 
-    .venv/bin/python scripts/serve_rss.py RUN_OR_BUNDLE [ROUNDS] [REQUESTS] [WORDS]
+    .venv/bin/python -m benchmarks.experiments.serve_rss RUN_OR_BUNDLE [ROUNDS] [REQUESTS] [WORDS]
 
 ROUNDS defaults to 6, REQUESTS to 5000, WORDS to 20 (0: the tweets as they are).
 """
@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from textlstm.commands.serve_bench import (
+from benchmarks.serve_bench import (
     HOST,
     drive,
     free_port,

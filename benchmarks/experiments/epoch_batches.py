@@ -4,8 +4,9 @@ With a token budget (`data.max_tokens_per_batch`) the count changes with each ep
 the trainer reloads and recounts the loader every epoch for that reason (training/trainer.py).
 docs/accuracy.md, "Third session", quotes these counts.
 
-    python scripts/epoch_batches.py configs/auto.yaml seed=42                 # BBC
-    python scripts/epoch_batches.py configs/auto.yaml seed=42 data.source=tweets_sentiment
+    python benchmarks/experiments/epoch_batches.py configs/auto.yaml seed=42                 # BBC
+    python benchmarks/experiments/epoch_batches.py configs/auto.yaml seed=42 \
+        data.source=tweets_sentiment
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Shows whether tokenizing gets slower as a run goes on (it did not: README "Large corpora").
 Run after `make bench-scale` has written the corpus:
 
-    .venv/bin/python scripts/tokenize_rate.py [CORPUS] [CHUNKS] [SIZE]
+    .venv/bin/python benchmarks/experiments/tokenize_rate.py [CORPUS] [CHUNKS] [SIZE]
 
 CORPUS defaults to data/scale/4000000-seed0/train.jsonl, CHUNKS to 6, SIZE to 200000.
 """

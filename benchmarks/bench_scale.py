@@ -35,6 +35,7 @@ import numpy as np
 
 from textlstm.core.errors import UserError
 
+CHECKOUT = Path(__file__).resolve().parents[1]
 CHUNK = 100_000  # documents generated per random stream: the corpus does not depend on memory
 
 
@@ -303,13 +304,16 @@ def run_scale(sizes: list[int], steps: int, eval_size: int, seed: int, out: str 
     for n in sizes:
         log(f"[{n:,} documents]")
         folder = make_corpus(n, seed, eval_size, data_dir, log)
-        cmd = [sys.executable, "-m", "textlstm.commands.bench_scale", str(Path(folder).resolve()),
+        cmd = [sys.executable, "-m", "benchmarks.bench_scale", str(Path(folder).resolve()),
                str(steps), json.dumps(overrides)]
         cap = MemoryCap(memory_limit) if memory_limit else None
         try:
             p = subprocess.run(cmd, capture_output=True, text=True,
                                preexec_fn=cap.join if cap else None,
-                               env={**os.environ, "WANDB_MODE": "disabled"})
+                               env={**os.environ, "WANDB_MODE": "disabled",
+                                    # the child imports benchmarks/ from this checkout
+                                    "PYTHONPATH": os.pathsep.join(filter(None, [
+                                        str(CHECKOUT), os.environ.get("PYTHONPATH")]))})
             capped = cap.report() if cap else None
         finally:
             if cap:

@@ -3,7 +3,7 @@
 Needs scikit-learn, which textlstm does not install (use a separate venv):
 
     python -m venv /tmp/skv && /tmp/skv/bin/pip install scikit-learn
-    /tmp/skv/bin/python scripts/linear_baseline.py bbc_news
+    /tmp/skv/bin/python benchmarks/experiments/linear_baseline.py bbc_news
 
 Prints every setting's validation macro-F1 and test scores, the chosen one, and the indices of
 the test texts it gets wrong (to compare with a run's errors.json).

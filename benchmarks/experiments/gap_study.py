@@ -7,7 +7,7 @@ variant) and adds the variant that separates the two suspects, batch composition
 encoder call: textlstm's encoder with random batches (bucket_factor=1: each batch is sorted by
 length only within itself, so composition is random as in the naive path).
 
-    .venv/bin/python scripts/gap_study.py bbc_news 42,1,2 2
+    .venv/bin/python -m benchmarks.experiments.gap_study bbc_news 42,1,2 2
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks.bench import NaiveLSTMClassifier, Stepper, accuracy, naive_loader
 from textlstm.batches.collate import collate
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.batches.sampler import BucketBatchSampler
-from textlstm.commands.bench import NaiveLSTMClassifier, Stepper, accuracy, naive_loader
 from textlstm.core.config import load_config, preset_path
 from textlstm.core.hardware import set_threads
 from textlstm.models.classifier import TextClassifier

@@ -1,7 +1,7 @@
 """Profiles behind README "Performance" (torch.profiler, 2 threads). Run from the project root:
 
-    .venv/bin/python scripts/profile_lstm.py packed          # packed vs padded encoder, fwd + bwd
-    .venv/bin/python scripts/profile_lstm.py step bbc_news   # one training step, naive vs ours
+    .venv/bin/python -m benchmarks.experiments.profile_lstm packed  # packed vs padded, fwd + bwd
+    .venv/bin/python -m benchmarks.experiments.profile_lstm step bbc_news  # a step, naive vs ours
 """
 
 import sys
@@ -38,8 +38,8 @@ def packed() -> None:
 
 
 def step(name: str) -> None:
+    from benchmarks.bench import NaiveLSTMClassifier, Stepper, naive_loader
     from textlstm.batches.datamodule import TextDataModule
-    from textlstm.commands.bench import NaiveLSTMClassifier, Stepper, naive_loader
     from textlstm.core.config import load_config
     from textlstm.models.classifier import TextClassifier
 

@@ -1,0 +1,1 @@
+"""One-off harnesses behind figures in docs/ (benchmarks/README.md lists each)."""
