@@ -4,13 +4,14 @@
 2. levels: 1, 8, 32, 128 concurrent clients sending 1-text requests, then 64-text requests,
    texts drawn from the tweets test split; each level bounded in requests and seconds;
 3. a soak at 32 clients until `soak_requests` requests in all, then the server's memory again;
-4. fuzz: malformed requests of every kind the server must refuse, and random bytes;
+4. fuzz: malformed requests of every kind the server must refuse, random bytes, and valid
+   requests whose texts hold lone surrogates, control characters, long tokens, non-BMP text;
 5. 1,000 texts labelled by the server and by `textlstm predict`: the share that agree.
 
 Writes serve_bench.json: {"engine", "levels": [{"clients", "texts_per_request",
 "requests_per_second", "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors"}],
-"requests_total", "rss_mb": {"start", "end"}, "fuzz": {"requests", "status_5xx", "alive"},
-"agreement_with_predict"}."""
+"requests_total", "rss_mb": {"start", "end"}, "fuzz": {"requests", "status_5xx", "alive",
+"odd_texts", "odd_texts_not_200"}, "agreement_with_predict"}."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                     texts_per_request: list[int] | tuple[int, ...] = (1, 64),
                     requests_per_level: int = 20_000, seconds_per_level: float = 30.0,
                     soak_requests: int = 100_000, soak_seconds: float = 900.0,
-                    fuzz_requests: int = 1200, agreement_texts: int = 1000,
+                    fuzz_requests: int = 5000, agreement_texts: int = 1000,
                     data: str | Path = "data/tweets_sentiment/test.jsonl", workers: int = 1,
                     max_batch_size: int = 64, batch_timeout_ms: float = 5.0,
                     threads: int = 1, startup_seconds: float = 300.0) -> dict:
@@ -251,6 +252,23 @@ def fuzz_cases(rng: random.Random) -> list[tuple[str, str, bytes, dict]]:
     return cases
 
 
+def odd_text(rng: random.Random) -> str:
+    """A valid text a tokenizer may choke on: lone UTF-16 surrogates (JSON "\\ud800" decodes
+    to one), control characters, one very long token, non-BMP characters, or a mix."""
+    def piece() -> str:
+        kind = rng.randrange(5)
+        if kind == 0:
+            return chr(rng.randint(0xD800, 0xDFFF))
+        if kind == 1:
+            return "".join(chr(rng.choice([*range(0x20), 0x7F, 0x85, 0x2028])) for _ in range(3))
+        if kind == 2:
+            return rng.choice("abcxyz") * rng.randint(100, MAX_CHARS // 4)
+        if kind == 3:
+            return "".join(chr(rng.randint(0x10000, 0x10FFFF)) for _ in range(rng.randint(1, 8)))
+        return rng.choice(["ok", "a\u200db", "\u202eevil", "caf\u00e9", "\ufeff"])
+    return " ".join(piece() for _ in range(rng.randint(1, 4)))[:MAX_CHARS]
+
+
 async def fuzz_server(base: str, n: int, seed: int = 0) -> dict:
     """`n` malformed requests (cycling through `fuzz_cases`), a few oversized bodies and raw
     non-HTTP bytes; 5xx answers counted; then the server must still answer."""
@@ -258,16 +276,23 @@ async def fuzz_server(base: str, n: int, seed: int = 0) -> dict:
 
     rng = random.Random(seed)
     cases = fuzz_cases(rng)
-    status_5xx = sent = 0
+    status_5xx = sent = odd = odd_refused = 0
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         for i in range(n):
             method, path, body, headers = cases[i % len(cases)]
             if i % len(cases) >= len(cases) - 15:  # fresh random bytes each round
                 body = rng.randbytes(rng.randint(1, 4096))
+            if i % 3 == 2:  # a valid body with odd texts: it must be answered, not refused
+                texts = [odd_text(rng) for _ in range(rng.randint(1, 3))]
+                method, path, headers = "POST", "/predict", {"content-type": "application/json"}
+                body = json.dumps({"texts": texts}).encode()  # ASCII: surrogates as \\udxxx
             sent += 1
             try:
                 r = await client.request(method, path, content=body, headers=headers)
                 status_5xx += r.status_code >= 500
+                if i % 3 == 2:
+                    odd += 1
+                    odd_refused += r.status_code != 200
             except httpx.HTTPError:
                 pass  # a connection the server closed on a bad request is not a 5xx
         for _ in range(3):  # bodies over the server's size limit, by header and by stream
@@ -283,7 +308,8 @@ async def fuzz_server(base: str, n: int, seed: int = 0) -> dict:
         health = await client.get("/health")
         ok = await client.post("/predict", json={"text": "still here?"})
     alive = health.status_code == 200 and ok.status_code == 200
-    return {"requests": sent, "status_5xx": status_5xx, "alive": alive}
+    return {"requests": sent, "status_5xx": status_5xx, "alive": alive, "odd_texts": odd,
+            "odd_texts_not_200": odd_refused}
 
 
 async def _raw_garbage(base: str, data: bytes) -> int:

@@ -410,6 +410,9 @@ M = [
            "if True else [EpochLines()]",
            "tests/test_console.py::test_output_that_is_not_a_terminal_gets_one_line_per_epoch",
            "a log file gets the live progress bar's redraws, not one line per epoch"),
+    Mutant("textlstm/tokens/tokenize.py", "tok.pipe(map(encodable, texts)", "tok.pipe(texts",
+           "tests/test_serve.py::test_odd_but_valid_texts_get_answers_like_the_predictor",
+           "a lone UTF-16 surrogate in a request is a 500"),
     Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
            "", "tests/test_dashboard.py::"
            "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",

@@ -127,6 +127,30 @@ BAD = [  # (what, body bytes, content type, status)
 ]
 
 
+ODD = [  # (what, a JSON body that is valid, with a text a tokenizer may choke on)
+    ("lone high surrogate", b'{"text": "\\ud800"}'),
+    ("lone low surrogate in a word", b'{"text": "caf\\udfff au lait"}'),
+    ("surrogate pair as escapes", b'{"text": "ok \\ud83d\\ude00"}'),
+    ("surrogates among texts", b'{"texts": ["\\udbff", "fine", "\\ud800\\ud800"]}'),
+    ("control characters", b'{"text": "\\u0000\\u0007 bell \\u001b[31m red \\u007f"}'),
+    ("one very long token", json.dumps({"text": "x" * 300}).encode()),
+    ("non-BMP text", json.dumps({"text": "\U0001d54f\U0001f600 \U00020000 \U0010fffd"}).encode()),
+    ("zero-width and right-to-left", json.dumps({"text": "a\u200db \u202eevil\u202c"}).encode()),
+]
+
+
+@pytest.mark.parametrize("what,body", ODD, ids=[o[0] for o in ODD])
+def test_odd_but_valid_texts_get_answers_like_the_predictor(server, predictor, what, body):
+    """A lone UTF-16 surrogate is valid JSON and a valid Python string, but spaCy cannot hash
+    it: the server answered 500. Every such text gets a 200 and the predictor's answer."""
+    base, _ = server
+    r = httpx.post(base + "/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, (what, r.text)
+    payload = json.loads(body)
+    _assert_same(r.json()["predictions"], predictor.predict(payload.get("texts")
+                                                            or [payload["text"]]))
+
+
 @pytest.mark.parametrize("what,body,ctype,status", BAD, ids=[b[0] for b in BAD])
 def test_bad_requests_get_a_4xx_with_one_sentence(server, what, body, ctype, status):
     base, _ = server
@@ -234,6 +258,7 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
     assert set(result["rss_mb"]) == {"start", "end"} and result["rss_mb"]["start"] > 0
     assert result["fuzz"]["requests"] >= 45 and result["fuzz"]["status_5xx"] == 0
     assert result["fuzz"]["alive"] is True
+    assert result["fuzz"]["odd_texts"] >= 10 and result["fuzz"]["odd_texts_not_200"] == 0
     assert result["agreement_with_predict"] == 1.0
 
 

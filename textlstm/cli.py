@@ -429,8 +429,8 @@ def _add_serve_bench(sub) -> None:
                          "it and a soak at 32 clients sends the rest (default 100000)")
     sb.add_argument("--soak-seconds", type=float, default=900.0,
                     help="seconds the soak may take at most (default 900)")
-    sb.add_argument("--fuzz-requests", type=int, default=1200,
-                    help="malformed requests (default 1200)")
+    sb.add_argument("--fuzz-requests", type=int, default=5000,
+                    help="fuzz requests: malformed, and valid with odd texts (default 5000)")
     sb.add_argument("--agreement-texts", type=int, default=1000,
                     help="texts compared with `textlstm predict` (default 1000)")
     sb.add_argument("--data", default="data/tweets_sentiment/test.jsonl",

@@ -56,11 +56,22 @@ def _nlp():
     return _NLP
 
 
+def encodable(text: str) -> str:
+    """`text` as UTF-8 can hold it. A Python string may carry lone UTF-16 surrogates (JSON's
+    "\\ud800" decodes to one), which spaCy cannot hash: a pair is joined into its character,
+    a lone one becomes U+FFFD, as a UTF-8 decoder would have done with the bytes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def tokenize_texts(texts: list[str], lowercase: bool = True) -> list[list[str]]:
     """Token strings per text; whitespace tokens are dropped."""
     tok = _nlp().tokenizer
     out = []
-    for doc in tok.pipe(texts, batch_size=1000):
+    for doc in tok.pipe(map(encodable, texts), batch_size=1000):
         words = [t.text for t in doc if not t.is_space]
         out.append([w.lower() for w in words] if lowercase else words)
     return out
