@@ -8,8 +8,12 @@
    requests whose texts hold lone surrogates, control characters, long tokens, non-BMP text;
 5. 1,000 texts labelled by the server and by `textlstm predict`: the share that agree.
 
-Writes serve_bench.json: {"engine", "levels": [{"clients", "texts_per_request",
-"requests_per_second", "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors"}],
+Load comes from wrk where it is installed (a compiled generator, so the load takes little of
+the server's cores) or from httpx in this process; each level records which, and its CPU time.
+
+Writes serve_bench.json: {"engine", "generator", "levels": [{"clients", "texts_per_request",
+"requests_per_second", "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors",
+"generator", "generator_cpu_seconds"}],
 "requests_total", "rss_mb": {"start", "end"}, "fuzz": {"requests", "status_5xx", "alive",
 "odd_texts", "odd_texts_not_200"}, "agreement_with_predict"}."""
 
@@ -42,19 +46,22 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                     fuzz_requests: int = 5000, agreement_texts: int = 1000,
                     data: str | Path = "data/tweets_sentiment/test.jsonl", workers: int = 1,
                     max_batch_size: int = 64, batch_timeout_ms: float = 5.0,
-                    threads: int = 1, startup_seconds: float = 300.0) -> dict:
+                    threads: int = 1, startup_seconds: float = 300.0,
+                    generator: str = "auto", max_queue: int | None = None) -> dict:
     import logging
 
     import httpx  # noqa: F401  (fail before starting a server if the client is missing)
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
 
+    generator = pick_generator(generator)
     texts = read_texts(data)
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-bench-", suffix=".log", delete=False)
     cmd = [sys.executable, "-m", "textlstm", "serve", str(path), "--host", HOST,
            "--port", str(port), "--workers", str(workers), "--max-batch-size", str(max_batch_size),
-           "--batch-timeout-ms", str(batch_timeout_ms), "--threads", str(threads)]
+           "--batch-timeout-ms", str(batch_timeout_ms), "--threads", str(threads),
+           *(["--max-queue", str(max_queue)] if max_queue is not None else [])]
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://{HOST}:{port}"
     try:
@@ -64,7 +71,8 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
         results, total = [], 0
         for k in texts_per_request:
             for c in levels:
-                level = asyncio.run(drive(base, texts, c, k, requests_per_level, seconds_per_level))
+                level = load_level(generator, base, texts, c, k, requests_per_level,
+                                   seconds_per_level)
                 total += level.pop("requests")
                 results.append(level)
                 print(json.dumps(level), file=sys.stderr)
@@ -78,12 +86,36 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
     finally:
         stop(server)
         log.close()
-    result = {"engine": info.get("engine"), "levels": results, "requests_total": total,
+    result = {"engine": info.get("engine"), "generator": generator, "levels": results,
+              "requests_total": total,
               "rss_mb": {"start": round(rss_start, 1), "end": round(rss_end, 1)},
               "fuzz": fuzz, "agreement_with_predict": agreement}
     write_json(out, result)
     os.unlink(log.name)
     return result
+
+
+def pick_generator(name: str) -> str:
+    """auto: wrk where it is installed (`make serve-bench` installs it), else httpx."""
+    import shutil
+
+    if name == "auto":
+        return "wrk" if shutil.which("wrk") else "httpx"
+    if name == "wrk" and not shutil.which("wrk"):
+        raise UserError("--generator wrk: wrk is not installed; `make serve-bench` installs it "
+                        "(apt-get install wrk), or use --generator httpx.")
+    return name
+
+
+def load_level(generator: str, base: str, texts: list[str], clients: int, per_request: int,
+               max_requests: int, max_seconds: float) -> dict:
+    """One level of load; wrk runs for the level's seconds (it has no request count)."""
+    if generator == "wrk":
+        return run_wrk(base, texts, clients, per_request, max_seconds)
+    cpu = time.process_time()  # the generator runs in this process: its CPU is ours
+    level = asyncio.run(drive(base, texts, clients, per_request, max_requests, max_seconds))
+    return level | {"generator": "httpx",
+                    "generator_cpu_seconds": round(time.process_time() - cpu, 2)}
 
 
 def read_texts(data: str | Path) -> list[str]:
@@ -168,6 +200,73 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     if not sorted_ms:
         return 0.0
     return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 2)
+
+
+# wrk calls done() once at the end; the JSON line it writes is what run_wrk reads
+WRK_SCRIPT = """
+local bodies = {%s}
+local n = 0
+request = function()
+  n = n %% #bodies + 1
+  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"}, bodies[n])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nWRK {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, ' ..
+    '"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d, "p50_us": %%d, "p95_us": %%d, ' ..
+    '"p99_us": %%d}\\n', summary.requests, summary.duration, e.status, e.connect, e.read,
+    e.write, e.timeout, latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def _lua_string(body: bytes) -> str:
+    """A Lua string literal holding `body` byte for byte."""
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}"
+                         for b in body) + '"'
+
+
+def parse_wrk(stdout: str, clients: int, per_request: int) -> dict:
+    """The level's figures from the JSON line WRK_SCRIPT's done() writes. Throughput counts
+    answered requests only: a 503 (load shed) or any other non-2xx is an error, not work."""
+    line = next(x for x in stdout.splitlines() if x.startswith("WRK "))
+    w = json.loads(line[4:])
+    seconds = w["duration_us"] / 1e6
+    ok = w["requests"] - w["non_2xx"]
+    errors = {k: w[k] for k in ("non_2xx", "connect", "read", "write", "timeout") if w[k]}
+    return {"clients": clients, "texts_per_request": per_request,
+            "requests_per_second": round(ok / seconds, 1),
+            "texts_per_second": round(ok * per_request / seconds, 1),
+            "p50_ms": round(w["p50_us"] / 1000, 2), "p95_ms": round(w["p95_us"] / 1000, 2),
+            "p99_ms": round(w["p99_us"] / 1000, 2), "errors": errors, "requests": w["requests"]}
+
+
+def run_wrk(base: str, texts: list[str], clients: int, per_request: int, seconds: float,
+            distinct_bodies: int = 512) -> dict:
+    """One level driven by wrk (a compiled generator: one thread, epoll), so the load takes
+    little of the cores the server needs; its CPU seconds are recorded beside the figures."""
+    import resource
+
+    rng = random.Random(clients * 1000 + per_request)
+    bodies = [json.dumps({"text": rng.choice(texts)} if per_request == 1 else
+                         {"texts": rng.sample(texts, per_request)}).encode()
+              for _ in range(distinct_bodies)]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT % ", ".join(map(_lua_string, bodies)))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        p = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s",
+                            "--timeout", "30s", "-s", fh.name, base], capture_output=True,
+                           text=True)
+    finally:
+        os.unlink(fh.name)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0 or "WRK " not in p.stdout:
+        raise UserError(f"wrk failed ({(p.stderr or p.stdout).strip()[-200:]}); run with "
+                        "--generator httpx.")
+    level = parse_wrk(p.stdout, clients, per_request)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return level | {"generator": "wrk", "generator_cpu_seconds": round(cpu, 2)}
 
 
 async def drive(base: str, texts: list[str], clients: int, per_request: int, max_requests: int,

@@ -413,6 +413,11 @@ M = [
     Mutant("textlstm/tokens/tokenize.py", "tok.pipe(map(encodable, texts)", "tok.pipe(texts",
            "tests/test_serve.py::test_odd_but_valid_texts_get_answers_like_the_predictor",
            "a lone UTF-16 surrogate in a request is a 500"),
+    Mutant("textlstm/serving/server.py",
+           "if self.max_queue is not None and self.in_flight >= self.max_queue:",
+           "if False:",
+           "tests/test_serve.py::test_a_full_server_answers_503_with_retry_after_at_once",
+           "a full server queues every request instead of answering 503"),
     Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
            "", "tests/test_dashboard.py::"
            "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",

@@ -354,3 +354,54 @@ def test_load_hf_of_a_missing_repository_is_one_sentence(fake_hub):
 
     with pytest.raises(UserError, match="cannot download hf://someone/absent"):
         textlstm.load("hf://someone/absent")
+
+
+# ---------------------------------------------------------------- admission control
+
+
+def test_a_full_server_answers_503_with_retry_after_at_once():
+    """--max-queue: requests past the bound are refused in a moment with 503 + Retry-After,
+    not queued; once the held ones finish, new requests are admitted again."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from textlstm.serving.server import RequestGuard
+
+    release = asyncio.Event()
+
+    async def predict(request):
+        await release.wait()  # a batch that takes as long as the test wants
+        return JSONResponse({"predictions": [{"label": "x"}]})
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    guarded = RequestGuard(app, path="/predict", max_body=2**20, max_texts=5, max_chars=300,
+                           max_queue=2)
+
+    async def go():
+        transport = httpx.ASGITransport(app=guarded)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            held = [asyncio.create_task(c.post("/predict", json={"text": f"t{i}"}))
+                    for i in range(2)]
+            await asyncio.sleep(0.05)
+            full = await asyncio.wait_for(c.post("/predict", json={"text": "one more"}), 5)
+            bad = await c.post("/predict", json={"txt": "typo"})  # still checked first
+            release.set()
+            done = await asyncio.gather(*held)
+            after = await c.post("/predict", json={"text": "later"})
+            return full, bad, done, after
+
+    full, bad, done, after = asyncio.run(go())
+    assert full.status_code == 503 and full.headers["retry-after"] == "1"
+    assert "--max-queue 2" in full.json()["error"] and full.json()["error"].endswith(".")
+    assert bad.status_code == 422
+    assert [r.status_code for r in done] == [200, 200] and after.status_code == 200
+    assert guarded.in_flight == 0
+
+
+def test_serve_refuses_a_max_queue_below_one(tiny_run):
+    code, _, err = run_cli("serve", tiny_run, "--max-queue", "0")
+    assert code == 2 and "--max-queue is 0; it must be at least 1." in err
+    assert len(err.strip().splitlines()) == 1

@@ -219,7 +219,7 @@ def cmd_serve(args) -> int:
     serve(args.path, host=args.host, port=args.port, workers=args.workers,
           max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
           max_texts=args.max_texts, max_chars=args.max_chars, max_body_mb=args.max_body_mb,
-          threads=args.threads)
+          threads=args.threads, max_queue=args.max_queue)
     # the server has stopped and flushed; skip the interpreter's teardown, which for a process
     # holding torch takes seconds on a busy machine and would delay a SIGTERM'd exit
     sys.stdout.flush()
@@ -237,7 +237,7 @@ def cmd_serve_bench(args) -> int:
         fuzz_requests=args.fuzz_requests,
         agreement_texts=args.agreement_texts, data=args.data, workers=args.workers,
         max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
-        threads=args.threads)
+        threads=args.threads, generator=args.generator, max_queue=args.max_queue)
     print(json.dumps(result))
     return 0
 
@@ -264,6 +264,9 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
                          f"{DEFAULTS['batch_timeout_ms']:g})")
     sp.add_argument("--threads", type=int, default=1,
                     help="torch threads per inference process (default 1)")
+    sp.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"],
+                    help="requests in progress per API process before the server answers 503 "
+                         f"with Retry-After (default {DEFAULTS['max_queue']})")
 
 
 def _add_train(sub) -> None:
@@ -433,6 +436,9 @@ def _add_serve_bench(sub) -> None:
                     help="fuzz requests: malformed, and valid with odd texts (default 5000)")
     sb.add_argument("--agreement-texts", type=int, default=1000,
                     help="texts compared with `textlstm predict` (default 1000)")
+    sb.add_argument("--generator", choices=["auto", "wrk", "httpx"], default="auto",
+                    help="load generator: wrk (compiled; `make serve-bench` installs it), httpx "
+                         "(in this process), auto: wrk if installed (default)")
     sb.add_argument("--data", default="data/tweets_sentiment/test.jsonl",
                     help="JSONL file of texts to send (default the tweets test split)")
     _add_server_options(sb)

@@ -13,11 +13,13 @@ from textlstm.serving.server import DEFAULT_MAX_BODY_MB, HOSTS, build_server, mo
 
 # defaults: 1 worker (half the memory of 2; on the busy 2-core machine 2 workers were within
 # its noise, docs/benchmarks.md "Serving"), batches of up to 64 requests, 5 ms to fill one
-DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 5.0}
+# max_queue: requests in progress per API process before a 503 (docs/benchmarks.md "Serving")
+DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 5.0, "max_queue": 128}
 
 
 def check_limits(host: str, port: int, workers: int, max_batch_size: int, batch_timeout_ms: float,
-                 max_texts: int, max_chars: int, max_body_mb: int) -> None:
+                 max_texts: int, max_chars: int, max_body_mb: int,
+                 max_queue: int = DEFAULTS["max_queue"]) -> None:
     if host not in HOSTS:
         raise UserError(f"--host {host} is not one LitServe can bind; use 127.0.0.1 (this machine "
                         "only, the default), 0.0.0.0 or ::.")
@@ -25,7 +27,7 @@ def check_limits(host: str, port: int, workers: int, max_batch_size: int, batch_
         raise UserError(f"--port {port} is out of range; pick a port from 1024 to 65535.")
     for name, value in (("--workers", workers), ("--max-batch-size", max_batch_size),
                         ("--max-texts", max_texts), ("--max-chars", max_chars),
-                        ("--max-body-mb", max_body_mb)):
+                        ("--max-body-mb", max_body_mb), ("--max-queue", max_queue)):
         if value < 1:
             raise UserError(f"{name} is {value}; it must be at least 1.")
     if batch_timeout_ms < 0:
@@ -36,19 +38,19 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
           workers: int = DEFAULTS["workers"], max_batch_size: int = DEFAULTS["max_batch_size"],
           batch_timeout_ms: float = DEFAULTS["batch_timeout_ms"], max_texts: int = 1000,
           max_chars: int = 20_000, max_body_mb: int = DEFAULT_MAX_BODY_MB, threads: int = 1,
-          fast_queue: bool = True) -> None:
+          fast_queue: bool = True, max_queue: int = DEFAULTS["max_queue"]) -> None:
     """Serve `path` (a run folder or a bundle) on host:port until stopped."""
     from textlstm.serving.loader import load
 
     check_limits(host, port, workers, max_batch_size, batch_timeout_ms, max_texts, max_chars,
-                 max_body_mb)
+                 max_body_mb, max_queue)
     model = load(path)
     info = model_info(path, model)
     del model  # the inference workers load their own copies
     server = build_server(path, info, workers=workers, max_batch_size=max_batch_size,
                           batch_timeout_ms=batch_timeout_ms, max_texts=max_texts,
                           max_chars=max_chars, max_body_mb=max_body_mb, threads=threads,
-                          fast_queue=fast_queue)
+                          fast_queue=fast_queue, max_queue=max_queue)
     logging.getLogger(__name__).info(
         "serving %s (%s) on http://%s:%d with %d worker(s)", path, info["engine"],
         "[::]" if host == "::" else host, port, workers)

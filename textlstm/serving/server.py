@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 DEFAULT_MAX_BODY_MB = 32
+RETRY_AFTER_S = 1  # what a 503 asks a client to wait: a full queue drains within about that
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe's run() accepts
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,18 @@ class RequestGuard:
     """ASGI middleware: reads a POST /predict body (at most `max_body` bytes), checks it with
     `parse_request`, and answers a bad one itself with a 4xx and {"error": "..."}. A good body
     is replayed to LitServe as application/json (curl -d sends form-encoded by default, and
-    LitServe would then parse the body as a form)."""
+    LitServe would then parse the body as a form).
 
-    def __init__(self, app, *, path: str, max_body: int, max_texts: int, max_chars: int):
+    Admission control: at most `max_queue` good requests are in this API process at once
+    (waiting for or in a batch); one more gets a 503 with Retry-After at once, so a client
+    learns in a millisecond that the server is full instead of queuing for seconds. The event
+    loop runs one coroutine at a time, so the count needs no lock."""
+
+    def __init__(self, app, *, path: str, max_body: int, max_texts: int, max_chars: int,
+                 max_queue: int | None = None):
         self.app, self.path, self.max_body = app, path, max_body
         self.max_texts, self.max_chars = max_texts, max_chars
+        self.max_queue, self.in_flight = max_queue, 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
@@ -127,6 +135,19 @@ class RequestGuard:
         except BadRequest as e:
             await _send_json(send, e.status, error_body(e.message))
             return
+        if self.max_queue is not None and self.in_flight >= self.max_queue:
+            await _send_json(send, 503, error_body(
+                f"the server is busy ({self.in_flight} requests in progress, --max-queue "
+                f"{self.max_queue}); retry after {RETRY_AFTER_S} s."),
+                [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            return
+        self.in_flight += 1
+        try:
+            await self._forward(scope, receive, send, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _forward(self, scope, receive, send, body: bytes) -> None:
         replayed = False
 
         async def replay():
@@ -160,10 +181,10 @@ class RequestGuard:
                 return b"".join(chunks)
 
 
-async def _send_json(send, status: int, body: bytes) -> None:
+async def _send_json(send, status: int, body: bytes, headers: list | None = None) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -293,12 +314,12 @@ class _Server(ls.LitServer):
 def build_server(path: str | Path, info: dict, *, workers: int = 1, max_batch_size: int = 64,
                  batch_timeout_ms: float = 5.0, max_texts: int = 1000, max_chars: int = 20_000,
                  max_body_mb: int = DEFAULT_MAX_BODY_MB, threads: int = 1,
-                 fast_queue: bool = True) -> _Server:
+                 fast_queue: bool = True, max_queue: int | None = None) -> _Server:
     api = TextClassifierAPI(str(path), max_texts=max_texts, max_chars=max_chars,
                             max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
                             threads=threads)
     guard = {"path": "/predict", "max_body": max_body_mb * 2**20, "max_texts": max_texts,
-             "max_chars": max_chars}
+             "max_chars": max_chars, "max_queue": max_queue}
     server = _Server(api, accelerator="cpu", workers_per_device=workers, info_path="/litserve/info",
                      middlewares=[(RequestGuard, guard)], fast_queue=fast_queue,
                      disable_openapi_url=True)
