@@ -57,8 +57,11 @@ bench-scale: $(STAMP) ## memory and preparation throughput on synthetic 1M/2M/4M
 # the newest finished tweets run (it has metrics.json) unless RUN=path (a run or a bundle)
 RUN     ?= $(patsubst %/,%,$(dir $(lastword $(sort $(wildcard runs/tweets_sentiment/*/metrics.json)))))
 
-serve-bench: $(STAMP) ## load-test `textlstm serve` on loopback (RUN=... or the newest tweets run); writes serve_bench.json
+serve-bench: $(STAMP) ## load-test `textlstm serve` on loopback with wrk (installed if missing; RUN=... or the newest tweets run); writes serve_bench.json
 	@test -n "$(RUN)" || { echo "no run under runs/tweets_sentiment; train one (make train CONFIG=configs/tweets_sentiment.yaml) or pass RUN=path"; exit 2; }
+	@command -v wrk >/dev/null || { echo "installing wrk (the load generator) from Debian"; \
+	  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1 || \
+	  echo "wrk could not be installed; serve-bench drives the load with httpx"; }
 	$(BIN)/textlstm prepare tweets_sentiment
 	$(BIN)/textlstm serve-bench $(RUN) $(ARGS)
 

@@ -3,6 +3,7 @@ test's contract, and `textlstm push` against a local stand-in for the Hub."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -239,18 +240,22 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
     out = tmp_path / "serve_bench.json"
     code, _, err = run_cli("serve-bench", tiny_run, "--out", out, "--data", data, "--clients", "1",
                            "4", "--texts-per-request", "1", "3", "--requests-per-level", "20",
-                           "--seconds-per-level", "5", "--soak-requests", "120",
+                           "--seconds-per-level", "2", "--soak-requests", "120",
                            "--fuzz-requests", "45", "--agreement-texts", "30")
     assert code == 0, err
     result = json.loads(out.read_text())
-    assert set(result) == {"engine", "levels", "requests_total", "rss_mb", "fuzz",
+    assert set(result) == {"engine", "generator", "levels", "requests_total", "rss_mb", "fuzz",
                            "agreement_with_predict"}
     assert result["engine"] == "torch"
+    # wrk where `make serve-bench` installed it, httpx in this process otherwise
+    assert result["generator"] == ("wrk" if shutil.which("wrk") else "httpx")
     assert [(x["clients"], x["texts_per_request"]) for x in result["levels"]] == [
         (1, 1), (4, 1), (1, 3), (4, 3)]
     for level in result["levels"]:
         assert set(level) == {"clients", "texts_per_request", "requests_per_second",
-                              "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors"}
+                              "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors",
+                              "generator", "generator_cpu_seconds"}
+        assert level["generator"] == result["generator"] and level["generator_cpu_seconds"] > 0
         assert level["errors"] == {} and 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"]
         assert level["texts_per_second"] == pytest.approx(
             level["requests_per_second"] * level["texts_per_request"], rel=0.01)
@@ -260,6 +265,26 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
     assert result["fuzz"]["alive"] is True
     assert result["fuzz"]["odd_texts"] >= 10 and result["fuzz"]["odd_texts_not_200"] == 0
     assert result["agreement_with_predict"] == 1.0
+
+
+def test_wrk_levels_count_only_answered_requests():
+    """wrk's done() line -> a level: a shed (503) or failed request is an error, not work."""
+    from benchmarks.serve_bench import _lua_string, parse_wrk
+
+    line = ('WRK {"requests": 3000, "duration_us": 2000000, "non_2xx": 1000, "connect": 0, '
+            '"read": 2, "write": 0, "timeout": 0, "p50_us": 1500, "p95_us": 9000, '
+            '"p99_us": 20000}')
+    level = parse_wrk("Running 2s test\n" + line + "\n", 32, 1)
+    assert level["requests_per_second"] == 1000.0 and level["texts_per_second"] == 1000.0
+    assert level["errors"] == {"non_2xx": 1000, "read": 2} and level["requests"] == 3000
+    assert (level["p50_ms"], level["p95_ms"], level["p99_ms"]) == (1.5, 9.0, 20.0)
+    # a body reaches wrk byte for byte: quotes, backslashes, UTF-8 and escapes
+    body = json.dumps({"text": 'a "q" \\ caf\u00e9 \ud800'}, ensure_ascii=False
+                      ).encode("utf-8", "surrogatepass")
+    lua = _lua_string(body)
+    assert lua.isascii() and lua[0] == lua[-1] == '"' and '"' not in lua[1:-1]
+    decoded = re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), lua[1:-1])
+    assert decoded.encode("latin-1") == body
 
 
 # ---------------------------------------------------------------- push
@@ -363,42 +388,46 @@ def test_a_full_server_answers_503_with_retry_after_at_once():
     """--max-queue: requests past the bound are refused in a moment with 503 + Retry-After,
     not queued; once the held ones finish, new requests are admitted again."""
     import asyncio
+    import threading
 
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from textlstm.serving.server import App
 
-    from textlstm.serving.server import RequestGuard
+    release = threading.Event()
 
-    release = asyncio.Event()
+    class Slow:  # a model whose batch takes as long as the test wants
+        def predict(self, texts):
+            release.wait(30)
+            return [{"label": "x", "probabilities": {"x": 1.0}} for _ in texts]
 
-    async def predict(request):
-        await release.wait()  # a batch that takes as long as the test wants
-        return JSONResponse({"predictions": [{"label": "x"}]})
-
-    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
-    guarded = RequestGuard(app, path="/predict", max_body=2**20, max_texts=5, max_chars=300,
-                           max_queue=2)
+    app = App(Slow, {"labels": ["x"]}, max_texts=5, max_chars=300, max_queue=2)
 
     async def go():
-        transport = httpx.ASGITransport(app=guarded)
+        startup = asyncio.Queue()
+        await startup.put({"type": "lifespan.startup"})
+        life = asyncio.create_task(app(  # the lifespan protocol, as uvicorn speaks it
+            {"type": "lifespan"}, startup.get, lambda m: asyncio.sleep(0)))
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            while (await c.get("/health")).status_code != 200:
+                await asyncio.sleep(0.01)
             held = [asyncio.create_task(c.post("/predict", json={"text": f"t{i}"}))
                     for i in range(2)]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
             full = await asyncio.wait_for(c.post("/predict", json={"text": "one more"}), 5)
             bad = await c.post("/predict", json={"txt": "typo"})  # still checked first
             release.set()
             done = await asyncio.gather(*held)
             after = await c.post("/predict", json={"text": "later"})
-            return full, bad, done, after
+        await startup.put({"type": "lifespan.shutdown"})
+        await life
+        return full, bad, done, after
 
     full, bad, done, after = asyncio.run(go())
     assert full.status_code == 503 and full.headers["retry-after"] == "1"
     assert "--max-queue 2" in full.json()["error"] and full.json()["error"].endswith(".")
     assert bad.status_code == 422
     assert [r.status_code for r in done] == [200, 200] and after.status_code == 200
-    assert guarded.in_flight == 0
+    assert app.in_flight == 0
 
 
 def test_serve_refuses_a_max_queue_below_one(tiny_run):

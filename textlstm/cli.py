@@ -254,7 +254,7 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
     from textlstm.commands.serve import DEFAULTS
 
     sp.add_argument("--workers", type=int, default=DEFAULTS["workers"],
-                    help="inference processes, each with one API process (default "
+                    help="server processes on one socket, each with its own model (default "
                          f"{DEFAULTS['workers']})")
     sp.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"],
                     help="requests labelled together at most (dynamic batching; default "
@@ -263,9 +263,9 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
                     help="how long a batch waits to fill, in ms (default "
                          f"{DEFAULTS['batch_timeout_ms']:g})")
     sp.add_argument("--threads", type=int, default=1,
-                    help="torch threads per inference process (default 1)")
+                    help="threads per server process for the network (default 1)")
     sp.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"],
-                    help="requests in progress per API process before the server answers 503 "
+                    help="requests in progress per server process before the server answers 503 "
                          f"with Retry-After (default {DEFAULTS['max_queue']})")
 
 
@@ -399,7 +399,7 @@ def _add_bench_scale(sub) -> None:
 
 def _add_serve(sub) -> None:
     sv = sub.add_parser("serve", help="serve a run or bundle over HTTP: POST /predict, "
-                                      "GET /health, GET /info (LitServe)")
+                                      "GET /health, GET /info")
     sv.add_argument("path", help="run directory, bundle folder or hf://OWNER/NAME")
     sv.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 for all)")

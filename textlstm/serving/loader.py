@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
 
 def load(path: str | Path, overrides: list[str] | None = None, which: str = "best",
-         device: str | None = None) -> Predictor | BundlePredictor:
+         device: str | None = None, threads: int = 0) -> Predictor | BundlePredictor:
     """Load a bundle folder, a run folder written by `textlstm train` (its best checkpoint by
-    default; `which` and `device` apply to runs only), or hf://OWNER/NAME (downloaded first)."""
+    default; `which` and `device` apply to runs only), or hf://OWNER/NAME (downloaded first).
+    `threads`: a bundle's onnxruntime threads (0: the usable cores); a run's torch threads are
+    the process's own (torch.set_num_threads)."""
     path = resolve(path)
     if is_bundle(path):
-        return BundlePredictor(path, overrides)
+        return BundlePredictor(path, overrides, threads=threads)
     return load_run(path, overrides, which, device)
 
 

@@ -1,47 +1,43 @@
-"""`textlstm serve`: a model behind HTTP, on LitServe (FastAPI + uvicorn underneath).
+"""`textlstm serve`: a model behind HTTP, in the processes that answer (uvicorn + a small ASGI
+app; `--workers N` processes share one listening socket, each holding its own model).
 
     POST /predict  {"text": "..."} | {"texts": [...]}  ->  {"predictions": [{label, probabilities}]}
-    GET  /health   200 once the inference workers have loaded the model, 503 before
+    GET  /health   200 once the model is loaded, 503 before
     GET  /info     labels, test metrics, engine, model architecture version, textlstm version
 
-Processes (LitServe's): this one supervises; `workers` API processes (uvicorn) parse HTTP and
-hand requests over a queue to `workers` inference processes, which load the model in `setup`
-and label batches of requests (dynamic batching: up to `max_batch_size` requests, waiting at
-most `batch_timeout_ms` for a batch to fill).
+Micro-batching: requests that arrive together are labelled in one call (up to `max_batch_size`
+requests, waiting at most `batch_timeout_ms` for a batch to fill), in one worker thread, so the
+event loop goes on reading requests while a batch runs. Admission control: at most `max_queue`
+requests are in a process at once; one more gets 503 with Retry-After at once instead of
+queuing for seconds.
 
-Pieces written by hand, and why:
-- `RequestGuard` checks every /predict body before LitServe sees it. LitServe parses the body
-  with `await request.json()` in its request handler and turns any exception there (invalid
-  JSON, invalid UTF-8, a body nested past the recursion limit) into a 500; a 4xx needs the
-  check to happen first. Doing it in the API process also keeps bad requests off the queue.
-- The /info route is ours (LitServe's own /info shows server settings, not the model); LitServe's
-  is moved to /litserve/info.
-- SIGTERM: LitServe's supervisor has no handler for it (the process would die and leave its
-  workers running), and its own shutdown closes the response queues before it stops uvicorn, so
-  requests in flight would be lost. `_Server` stops the API processes first (uvicorn finishes
-  the requests they hold), then lets LitServe stop the inference workers.
+Why not LitServe, which served until 2026-12 (docs/benchmarks.md "Serving"): it hands every
+request from its API process to an inference process through a multiprocessing Manager queue
+and back through another queue. On 2 cores that round trip and FastAPI's middleware layers cost
+more than labelling a tweet: profiled at 32 clients (py-spy), its inference process spent 65 %
+of its time in queue calls and 31 % labelling, and a third process (the Manager) was busy
+relaying. Here a request never leaves the process that parsed it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import multiprocessing as mp
 import os
 import signal
-import threading
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import litserve as ls
-from fastapi import HTTPException
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 DEFAULT_MAX_BODY_MB = 32
 RETRY_AFTER_S = 1  # what a 503 asks a client to wait: a full queue drains within about that
-HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe's run() accepts
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")
+ROUTES = "use POST /predict, GET /health or GET /info"
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("textlstm")
 
 
 def engine_of(model: Any) -> str:
@@ -52,9 +48,9 @@ def engine_of(model: Any) -> str:
 class BadRequest(Exception):
     """A request the server refuses: an HTTP status and one sentence for {"error": ...}."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: list | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers or []
 
 
 def parse_request(body: bytes, max_texts: int, max_chars: int) -> list[str]:
@@ -108,60 +104,144 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-class RequestGuard:
-    """ASGI middleware: reads a POST /predict body (at most `max_body` bytes), checks it with
-    `parse_request`, and answers a bad one itself with a 4xx and {"error": "..."}. A good body
-    is replayed to LitServe as application/json (curl -d sends form-encoded by default, and
-    LitServe would then parse the body as a form).
+async def _send_json(send, status: int, body: bytes, headers: list | None = None) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
-    Admission control: at most `max_queue` good requests are in this API process at once
-    (waiting for or in a batch); one more gets a 503 with Retry-After at once, so a client
-    learns in a millisecond that the server is full instead of queuing for seconds. The event
-    loop runs one coroutine at a time, so the count needs no lock."""
 
-    def __init__(self, app, *, path: str, max_body: int, max_texts: int, max_chars: int,
-                 max_queue: int | None = None):
-        self.app, self.path, self.max_body = app, path, max_body
-        self.max_texts, self.max_chars = max_texts, max_chars
-        self.max_queue, self.in_flight = max_queue, 0
+class MicroBatcher:
+    """Requests' texts labelled together: the first request waiting opens a batch, which takes
+    every request already queued and waits up to `timeout_s` for more, up to `max_requests`;
+    the batch runs in one worker thread (onnxruntime and torch release the GIL while they
+    compute). While it runs, the next batch fills, so under load batches grow by themselves."""
+
+    def __init__(self, predict, max_requests: int, timeout_s: float):
+        self.predict, self.max_requests, self.timeout_s = predict, max_requests, timeout_s
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="textlstm-batch")
+
+    async def submit(self, texts: list[str]) -> list[dict]:
+        done = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((texts, done))
+        return await done
+
+    async def _collect(self) -> list[tuple[list[str], asyncio.Future]]:
+        loop = asyncio.get_running_loop()
+        batch = [await self.queue.get()]
+        deadline = loop.time() + self.timeout_s
+        while len(batch) < self.max_requests:
+            if self.queue.empty():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), left))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self.queue.get_nowait())
+        return batch
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._collect()
+            flat = [t for texts, _ in batch for t in texts]
+            try:
+                preds = await loop.run_in_executor(self.executor, self.predict, flat)
+            except Exception as e:  # every request of the batch learns of it (a 500)
+                log.exception("labelling a batch of %d texts failed", len(flat))
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            start = 0
+            for texts, done in batch:
+                if not done.done():  # a client that went away cancelled its future
+                    done.set_result(preds[start:start + len(texts)])
+                start += len(texts)
+
+
+class App:
+    """The ASGI application of one server process. `load` returns the model (anything with
+    `predict(texts) -> list[dict]`); it runs in a thread at startup, so /health answers 503
+    while the model loads."""
+
+    def __init__(self, load, info: dict, *, max_texts: int = 1000, max_chars: int = 20_000,
+                 max_body_mb: int = DEFAULT_MAX_BODY_MB, max_batch_size: int = 64,
+                 batch_timeout_ms: float = 0.0, max_queue: int | None = None):
+        self.load, self.info_body = load, json.dumps(info).encode()
+        self.max_texts, self.max_chars, self.max_body = max_texts, max_chars, max_body_mb * 2**20
+        self.max_batch_size, self.timeout_s = max_batch_size, batch_timeout_ms / 1000
+        self.max_queue, self.in_flight = max_queue, 0  # one event loop: no lock needed
+        self.batcher: MicroBatcher | None = None
+        self._tasks: list[asyncio.Task] = []
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await self._read(scope, receive)
-            parse_request(body, self.max_texts, self.max_chars)
-        except BadRequest as e:
-            await _send_json(send, e.status, error_body(e.message))
-            return
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            try:
+                await self._route(scope, receive, send)
+            except BadRequest as e:
+                await _send_json(send, e.status, error_body(e.message), e.headers)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._tasks.append(asyncio.create_task(self._start()))
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in self._tasks:  # uvicorn has answered every request by now
+                    task.cancel()
+                if self.batcher is not None:
+                    self.batcher.executor.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> None:
+        model = await asyncio.get_running_loop().run_in_executor(None, self.load)
+        self.batcher = MicroBatcher(model.predict, self.max_batch_size, self.timeout_s)
+        self._tasks.append(asyncio.create_task(self.batcher.run()))
+
+    async def _route(self, scope, receive, send) -> None:
+        method, path = scope["method"], scope["path"]
+        if path == "/predict" and method == "POST":
+            await self._predict(scope, receive, send)
+        elif path == "/health" and method in ("GET", "HEAD"):
+            ready = self.batcher is not None
+            await _send_json(send, 200 if ready else 503,
+                             b'"ok"' if ready else error_body("the model is still loading."))
+        elif path == "/info" and method in ("GET", "HEAD"):
+            await _send_json(send, 200, self.info_body)
+        elif path in ("/predict", "/health", "/info"):
+            raise BadRequest(405, f"{method} is not allowed on {path}; {ROUTES}.")
+        else:
+            raise BadRequest(404, f"there is nothing at {path}; {ROUTES}.")
+
+    async def _predict(self, scope, receive, send) -> None:
+        texts = parse_request(await self._read(scope, receive), self.max_texts, self.max_chars)
+        retry = [(b"retry-after", str(RETRY_AFTER_S).encode())]
+        if self.batcher is None:
+            raise BadRequest(503, f"the model is still loading; retry after {RETRY_AFTER_S} s.",
+                             retry)
         if self.max_queue is not None and self.in_flight >= self.max_queue:
-            await _send_json(send, 503, error_body(
-                f"the server is busy ({self.in_flight} requests in progress, --max-queue "
-                f"{self.max_queue}); retry after {RETRY_AFTER_S} s."),
-                [(b"retry-after", str(RETRY_AFTER_S).encode())])
-            return
+            raise BadRequest(503, f"the server is busy ({self.in_flight} requests in progress, "
+                                  f"--max-queue {self.max_queue}); retry after "
+                                  f"{RETRY_AFTER_S} s.", retry)
         self.in_flight += 1
         try:
-            await self._forward(scope, receive, send, body)
+            preds = await self.batcher.submit(texts)
         finally:
             self.in_flight -= 1
-
-    async def _forward(self, scope, receive, send, body: bytes) -> None:
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # later calls wait for the client's disconnect
-
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-        headers.append((b"content-type", b"application/json"))
-        await self.app({**scope, "headers": headers}, replay, send)
+        await _send_json(send, 200, json.dumps({"predictions": preds}).encode())
 
     async def _read(self, scope, receive) -> bytes:
+        """The whole body, at most max_body bytes. The content type is not read: curl -d sends
+        JSON as a form unless told otherwise."""
         too_big = BadRequest(413, f"the body is over {self.max_body // 2**20} MiB; send fewer or "
                                   "shorter texts per request.")
         for k, v in scope["headers"]:
@@ -179,58 +259,6 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-async def _send_json(send, status: int, body: bytes, headers: list | None = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
-
-
-class TextClassifierAPI(ls.LitAPI):
-    """LitServe's hooks around `textlstm.load(path)`: each request is a list of texts; a batch
-    of requests is labelled in one call, so texts from many clients share a forward pass."""
-
-    def __init__(self, path: str, *, max_texts: int = 1000, max_chars: int = 20_000,
-                 max_batch_size: int = 64, batch_timeout_ms: float = 5.0, threads: int = 1):
-        super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout_ms / 1000)
-        self.path, self.threads = path, threads
-        self.max_texts, self.max_chars = max_texts, max_chars
-        self.model = None
-
-    def setup(self, device):
-        from textlstm.serving.loader import load
-
-        self.model = load(self.path)
-        if engine_of(self.model) == "torch":
-            import torch
-
-            # several processes share 2 cores (API server, workers): one thread each avoids the
-            # oversubscription that slows an LSTM step many times over (see core/hardware.py)
-            torch.set_num_threads(self.threads)
-
-    def decode_request(self, request):
-        # RequestGuard has checked the body already; this check is for clients of the Python API
-        # (and costs microseconds). HTTPException is how LitServe passes a 4xx back.
-        try:
-            return texts_of(request, self.max_texts, self.max_chars)
-        except BadRequest as e:
-            raise HTTPException(e.status, e.message) from None
-
-    def predict(self, x):
-        if self.max_batch_size == 1:  # LitServe passes a single request when not batching
-            return self.model.predict(x)
-        flat = [t for texts in x for t in texts]
-        preds = self.model.predict(flat)
-        out, start = [], 0
-        for texts in x:
-            out.append(preds[start:start + len(texts)])
-            start += len(texts)
-        return out
-
-    def encode_response(self, output):
-        return {"predictions": output}
 
 
 def model_info(path: str | Path, model: Any) -> dict:
@@ -258,99 +286,70 @@ def _read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-ROUTES = "use POST /predict, GET /health or GET /info"
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that every worker process accepts on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
-async def _http_error(request, exc: StarletteHTTPException):
-    # FastAPI answers {"detail": ...}; every refusal of ours is {"error": "<one sentence>"}
-    detail = exc.detail if isinstance(exc.detail, str) else "the request was refused."
-    if exc.status_code == 404:
-        detail = f"there is nothing at {request.url.path}; {ROUTES}."
-    elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}; {ROUTES}."
-    return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+def serve_socket(sock: socket.socket, app: App) -> None:
+    """One server process: uvicorn on `sock` until SIGTERM/SIGINT, which it handles by
+    finishing the requests it holds before it exits."""
+    import uvicorn
+
+    # access logs off: one log line per request costs more than labelling a tweet
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=30)
+    # uvicorn handles the signal (a graceful shutdown), then restores the handlers it found
+    # and raises the signal again; with these the process then ends as a clean stop (exit 0)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-class _Server(ls.LitServer):
-    """LitServer with a SIGTERM that drains, and a quieter worker watch: see the module
-    docstring."""
-
-    _api_servers: dict = {}
-
-    def _start_server(self, *args, **kwargs):
-        self._stopping = threading.Event()
-        self.worker_died = False
-        self._api_servers = super()._start_server(*args, **kwargs)
-        return self._api_servers
-
-    def _start_worker_monitoring(self, manager, uvicorn_workers):
-        # LitServe's watch polls the manager's event, which is gone once shutdown has begun, and
-        # logs a traceback at every stop; this one stops when we do
-        def watch():
-            while not self._stopping.wait(1.0):
-                if any(not p.is_alive() for p in self.inference_workers):
-                    log.error("an inference worker died; stopping the server")
-                    self.worker_died = True
-                    self.drain_and_stop(timeout=5.0)
-                    return
-
-        threading.Thread(target=watch, daemon=True, name="textlstm-worker-watch").start()
-
-    def _perform_graceful_shutdown(self, *args, **kwargs):
-        self._stopping.set()
-        super()._perform_graceful_shutdown(*args, **kwargs)
-
-    def drain_and_stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        for proc in list(self._api_servers.values()):
-            if proc.is_alive():
-                proc.terminate()  # uvicorn: stop accepting, finish held requests, exit
-        for proc in list(self._api_servers.values()):
-            proc.join(timeout)
-        if self._shutdown_event is not None:
-            self._shutdown_event.set()  # LitServe's own shutdown: queues, inference workers
+def _worker(sock: socket.socket, app: App) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the supervisor, which says
+    serve_socket(sock, app)
 
 
-def build_server(path: str | Path, info: dict, *, workers: int = 1, max_batch_size: int = 64,
-                 batch_timeout_ms: float = 5.0, max_texts: int = 1000, max_chars: int = 20_000,
-                 max_body_mb: int = DEFAULT_MAX_BODY_MB, threads: int = 1,
-                 fast_queue: bool = True, max_queue: int | None = None) -> _Server:
-    api = TextClassifierAPI(str(path), max_texts=max_texts, max_chars=max_chars,
-                            max_batch_size=max_batch_size, batch_timeout_ms=batch_timeout_ms,
-                            threads=threads)
-    guard = {"path": "/predict", "max_body": max_body_mb * 2**20, "max_texts": max_texts,
-             "max_chars": max_chars, "max_queue": max_queue}
-    server = _Server(api, accelerator="cpu", workers_per_device=workers, info_path="/litserve/info",
-                     middlewares=[(RequestGuard, guard)], fast_queue=fast_queue,
-                     disable_openapi_url=True)
-    server.app.add_exception_handler(StarletteHTTPException, _http_error)
-    server.app.add_api_route("/info", lambda: JSONResponse(info), methods=["GET"])
-    return server
+def run_workers(sock: socket.socket, app: App, workers: int) -> None:
+    """`workers` forked processes on one socket (the kernel spreads the connections); this
+    process waits, passes SIGTERM/SIGINT on, and stops them all if one dies."""
+    if workers == 1:
+        serve_socket(sock, app)
+        return
+    ctx = mp.get_context("fork")  # the children inherit the socket and the imports
+    procs = [ctx.Process(target=_worker, args=(sock, app), daemon=False) for _ in range(workers)]
+    for p in procs:
+        p.start()
+    stopping, died = False, False
 
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
 
-def run_server(server: _Server, host: str, port: int, workers: int) -> None:
-    """Serve until SIGTERM or Ctrl+C."""
-
-    main_pid = os.getpid()
-
-    def on_sigterm(signum, frame):
-        if os.getpid() != main_pid:
-            # a child forked from here (LitServe's queue manager) ends as it would without us
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        # the main thread sits in a call on the manager's connection; a new thread gets its own
-        threading.Thread(target=server.drain_and_stop, daemon=True).start()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    # after our drain LitServe finds the API processes already gone and says so; that is expected
-    logging.getLogger("litserve.server").addFilter(
-        lambda record: "Already not alive" not in record.getMessage())
+    previous = [signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)]
     try:
-        # access logs off: one log line per request costs more than labelling a tweet
-        server.run(host=host, port=port, num_api_servers=workers, log_level="warning",
-                   generate_client_file=False, access_log=False)
+        from multiprocessing.connection import wait
+
+        alive = list(procs)
+        while alive:
+            wait([p.sentinel for p in alive])
+            alive = [p for p in alive if p.is_alive()]
+            if not stopping and len(alive) < workers:
+                log.error("a server process died; stopping the server")
+                died = True
+                stop(None, None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    if getattr(server, "worker_died", False):
-        raise RuntimeError("an inference worker died; see the log above for its error.")
+        for s, h in zip((signal.SIGTERM, signal.SIGINT), previous, strict=True):
+            signal.signal(s, h)
+    if died:
+        raise RuntimeError("a server process died; see the log above for its error.")
