@@ -2,7 +2,7 @@
 
 With a token budget (`data.max_tokens_per_batch`) the count changes with each epoch's shuffle;
 the trainer reloads and recounts the loader every epoch for that reason (training/trainer.py).
-docs/accuracy.md, "Third session", quotes these counts.
+docs/history/accuracy-sessions.md, "Third session", quotes these counts.
 
     python benchmarks/experiments/epoch_batches.py configs/auto.yaml seed=42                 # BBC
     python benchmarks/experiments/epoch_batches.py configs/auto.yaml seed=42 \

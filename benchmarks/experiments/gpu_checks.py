@@ -1,5 +1,5 @@
-"""What only a GPU can show, in one process with a deadline: the figures docs/benchmarks.md
-records under "On a GPU".
+"""What only a GPU can show, in one process with a deadline: the figures
+docs/history/benchmarks-sessions.md records under "On a GPU".
 
     python benchmarks/experiments/gpu_checks.py OUT_DIR [--deadline-s 420]
 

@@ -5,7 +5,7 @@ where it rises fastest, and Captum's convergence delta as the step count grows.
     python benchmarks/experiments/ig_path.py RUN [INDEX]
     # INDEX: a line of the run's test split (default 1)
 
-docs/benchmarks.md ("On a GPU", explanations) quotes its output for a BBC run of
+docs/history/benchmarks-sessions.md ("On a GPU", explanations) quotes its output for a BBC run of
 configs/auto.yaml (seed 42, test line 1). CPU only, float64 for the path scan.
 """
 

@@ -1,4 +1,5 @@
-"""Profiles behind README "Performance" (torch.profiler, 2 threads). Run from the project root:
+"""Profiles behind docs/benchmarks.md "Training speed" (torch.profiler, 2 threads). Run from
+the project root:
 
     .venv/bin/python -m benchmarks.experiments.profile_lstm packed  # packed vs padded, fwd + bwd
     .venv/bin/python -m benchmarks.experiments.profile_lstm step bbc_news  # a step, naive vs ours

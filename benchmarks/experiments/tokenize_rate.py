@@ -1,6 +1,7 @@
 """spaCy tokenization rate over equal consecutive chunks of a bench-scale corpus, in one process.
 
-Shows whether tokenizing gets slower as a run goes on (it did not: README "Large corpora").
+Shows whether tokenizing gets slower as a run goes on (it did not: docs/operations.md "Large
+corpora and streaming").
 Run after `make bench-scale` has written the corpus:
 
     .venv/bin/python benchmarks/experiments/tokenize_rate.py [CORPUS] [CHUNKS] [SIZE]

@@ -74,9 +74,10 @@ def explain(pred: Predictor, text: str, label: str | None = None,
             break
         steps *= 2
     if abs(float(delta[0])) > TOLERANCE * abs(fx):
-        # measured on BBC runs (docs/benchmarks.md, "On a GPU"): over hundreds of tokens an
-        # LSTM's logit can jump along the straight path from the baseline (its state flips
-        # between attractors within a step of 1e-4), which no number of steps integrates
+        # measured on BBC runs (docs/history/benchmarks-sessions.md, "On a GPU"): over
+        # hundreds of tokens an LSTM's logit can jump along the straight path from the baseline
+        # (its state flips between attractors within a step of 1e-4), which no number of steps
+        # integrates
         gap = abs(float(delta[0])) / max(abs(fx), 1e-12)
         if incomplete is not None:
             incomplete.append(gap)
