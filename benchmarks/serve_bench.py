@@ -3,7 +3,8 @@
 1. start the server in a subprocess on a free 127.0.0.1 port and wait for /health;
 2. levels: 1, 8, 32, 128 concurrent clients sending 1-text requests, then 64-text requests,
    texts drawn from the tweets test split; each level bounded in requests and seconds;
-3. a soak at 32 clients until `soak_requests` requests in all, then the server's memory again;
+3. a soak of `soak_requests` single-text requests at 32 clients, each text with a word of its
+   own; the server's memory after the first 5,000 and at the end;
 4. fuzz: malformed requests of every kind the server must refuse, random bytes, and valid
    requests whose texts hold lone surrogates, control characters, long tokens, non-BMP text;
 5. 1,000 texts labelled by the server and by `textlstm predict`: the share that agree.
@@ -13,9 +14,11 @@ the server's cores) or from httpx in this process; each level records which, and
 
 Writes serve_bench.json: {"engine", "generator", "levels": [{"clients", "texts_per_request",
 "requests_per_second", "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors",
-"generator", "generator_cpu_seconds"}],
-"requests_total", "rss_mb": {"start", "end"}, "fuzz": {"requests", "status_5xx", "alive",
-"odd_texts", "odd_texts_not_200"}, "agreement_with_predict"}."""
+"generator", "generator_cpu_seconds", "share_of_predict"}], "predict_texts_per_second"
+(`predict --input` on the same model, in this run, before the server starts),
+"requests_total", "rss_mb": {"start", "after_5000", "end", "soak_requests"},
+"fuzz": {"requests", "status_5xx", "alive", "odd_texts", "odd_texts_not_200"},
+"agreement_with_predict"}."""
 
 from __future__ import annotations
 
@@ -56,6 +59,8 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
 
     generator = pick_generator(generator)
     texts = read_texts(data)
+    predict_rate = predict_texts_per_second(path, texts)  # before the server: a quiet machine
+    print(json.dumps({"predict_texts_per_second": predict_rate}), file=sys.stderr)
     port = free_port()
     log = tempfile.NamedTemporaryFile("w+", prefix="serve-bench-", suffix=".log", delete=False)
     cmd = [sys.executable, "-m", "textlstm", "serve", str(path), "--host", HOST,
@@ -74,25 +79,66 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                 level = load_level(generator, base, texts, c, k, requests_per_level,
                                    seconds_per_level)
                 total += level.pop("requests")
+                level["share_of_predict"] = round(level["texts_per_second"] / predict_rate, 3)
                 results.append(level)
                 print(json.dumps(level), file=sys.stderr)
-        if soak_requests > total:
-            soak = asyncio.run(drive(base, texts, 32, 1, soak_requests - total, soak_seconds))
-            total += soak.pop("requests")
-            print(json.dumps({"soak": soak}), file=sys.stderr)
+        rss_5000 = None
+        if soak_requests:  # memory: every request carries a word the server has never seen
+            first = min(5000, soak_requests)
+            for n, offset in ((first, 0), (soak_requests - first, first)):
+                if n:
+                    rate = max((x["requests_per_second"] for x in results
+                                if x["texts_per_request"] == 1), default=500.0)
+                    soak = soak_level(generator, base, texts, n, offset, soak_seconds, rate)
+                    sent = soak.pop("requests")
+                    total += sent
+                    # no rate: wrk's soak seconds include the wait after its last answer
+                    print(json.dumps({"soak": {"requests": sent, "errors": soak["errors"],
+                                               "p99_ms": soak["p99_ms"]}}), file=sys.stderr)
+                if rss_5000 is None:
+                    rss_5000 = tree_rss_mb(server.pid)
         rss_end = tree_rss_mb(server.pid)
         fuzz = asyncio.run(fuzz_server(base, fuzz_requests))
         agreement = agreement_with_predict(base, path, texts[:agreement_texts])
     finally:
         stop(server)
         log.close()
-    result = {"engine": info.get("engine"), "generator": generator, "levels": results,
+    result = {"engine": info.get("engine"), "generator": generator,
+              "predict_texts_per_second": predict_rate, "levels": results,
               "requests_total": total,
-              "rss_mb": {"start": round(rss_start, 1), "end": round(rss_end, 1)},
+              "rss_mb": {"start": round(rss_start, 1), "end": round(rss_end, 1),
+                         "after_5000": round(rss_5000 or rss_end, 1),
+                         "soak_requests": soak_requests},
               "fuzz": fuzz, "agreement_with_predict": agreement}
     write_json(out, result)
     os.unlink(log.name)
     return result
+
+
+def predict_texts_per_second(path: str | Path, texts: list[str], n: int = 20_000) -> float:
+    """What `textlstm predict --input` does with `n` texts (the data repeated), in texts per
+    second: the same bundle's batch throughput, which a server's figures are compared with."""
+    import textlstm
+
+    pred = textlstm.load(path)
+    texts = (texts * -(-n // len(texts)))[:n]
+    list(pred.predict_stream(texts[:256]))  # warm-up: spaCy, the session
+    t0 = time.perf_counter()
+    for text, row in pred.predict_stream(texts):
+        json.dumps({"text": text, **row}, ensure_ascii=False)
+    return round(n / (time.perf_counter() - t0), 1)
+
+
+def soak_level(generator: str, base: str, texts: list[str], n: int, offset: int,
+               max_seconds: float, rate: float) -> dict:
+    """`n` single-text requests from 32 clients, request k's text ending in a word made of
+    offset + k, so the server's tokenizer meets a new string in every request. wrk stops
+    sending after n answers but runs out its -d seconds, so those are sized from `rate` (the
+    requests/s the levels measured); its requests count says how many were sent."""
+    if generator == "wrk":
+        seconds = min(max_seconds, 2 + 1.5 * n / max(rate, 100.0))
+        return run_wrk(base, texts, 32, 1, seconds, distinct=(n, offset))
+    return asyncio.run(drive(base, texts, 32, 1, n, max_seconds, distinct_offset=offset))
 
 
 def pick_generator(name: str) -> str:
@@ -202,19 +248,36 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return round(sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))], 2)
 
 
-# wrk calls done() once at the end; the JSON line it writes is what run_wrk reads
-WRK_SCRIPT = """
+# a level: wrk cycles through prepared request bodies
+WRK_REQUESTS = """
 local bodies = {%s}
 local n = 0
 request = function()
   n = n %% #bodies + 1
   return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"}, bodies[n])
 end
+"""
+# the soak: request k's text gets a word of its own; wrk stops after `limit` answers
+WRK_DISTINCT = """
+local texts = {%s}
+local n, answered, limit = %d, 0, %d
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"},
+                    '{"text": "' .. texts[n %% #texts + 1] .. ' w' .. n .. 'z"}')
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered >= limit then wrk.thread:stop() end
+end
+"""
+# wrk calls done() once at the end; the JSON line it writes is what parse_wrk reads
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('\\nWRK {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, ' ..
-    '"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d, "p50_us": %%d, "p95_us": %%d, ' ..
-    '"p99_us": %%d}\\n', summary.requests, summary.duration, e.status, e.connect, e.read,
+  io.write(string.format('\\nWRK {"requests": %d, "duration_us": %d, "non_2xx": %d, ' ..
+    '"connect": %d, "read": %d, "write": %d, "timeout": %d, "p50_us": %d, "p95_us": %d, ' ..
+    '"p99_us": %d}\\n', summary.requests, summary.duration, e.status, e.connect, e.read,
     e.write, e.timeout, latency:percentile(50), latency:percentile(95), latency:percentile(99)))
 end
 """
@@ -227,7 +290,7 @@ def _lua_string(body: bytes) -> str:
 
 
 def parse_wrk(stdout: str, clients: int, per_request: int) -> dict:
-    """The level's figures from the JSON line WRK_SCRIPT's done() writes. Throughput counts
+    """The level's figures from the JSON line WRK_DONE writes. Throughput counts
     answered requests only: a 503 (load shed) or any other non-2xx is an error, not work."""
     line = next(x for x in stdout.splitlines() if x.startswith("WRK "))
     w = json.loads(line[4:])
@@ -241,18 +304,44 @@ def parse_wrk(stdout: str, clients: int, per_request: int) -> dict:
             "p99_ms": round(w["p99_us"] / 1000, 2), "errors": errors, "requests": w["requests"]}
 
 
-def run_wrk(base: str, texts: list[str], clients: int, per_request: int, seconds: float,
-            distinct_bodies: int = 512) -> dict:
-    """One level driven by wrk (a compiled generator: one thread, epoll), so the load takes
-    little of the cores the server needs; its CPU seconds are recorded beside the figures."""
-    import resource
+# the soak: request k's text gets a word of its own; wrk stops after `limit` answers
+WRK_DISTINCT = """
+local texts = {%s}
+local n, answered, limit = %d, 0, %d
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"},
+                    '{"text": "' .. texts[n %% #texts + 1] .. ' w' .. n .. 'z"}')
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered >= limit then wrk.thread:stop() end
+end
+"""
 
+
+def _wrk_script(texts: list[str], clients: int, per_request: int, distinct_bodies: int,
+                distinct: tuple[int, int] | None) -> str:
     rng = random.Random(clients * 1000 + per_request)
+    if distinct:  # the texts as JSON string contents, closed around the new word in Lua
+        n, offset = distinct
+        inner = [json.dumps(t)[1:-1].encode() for t in rng.sample(texts, min(512, len(texts)))]
+        return WRK_DISTINCT % (", ".join(map(_lua_string, inner)), offset, n) + WRK_DONE
     bodies = [json.dumps({"text": rng.choice(texts)} if per_request == 1 else
                          {"texts": rng.sample(texts, per_request)}).encode()
               for _ in range(distinct_bodies)]
+    return WRK_REQUESTS % ", ".join(map(_lua_string, bodies)) + WRK_DONE
+
+
+def run_wrk(base: str, texts: list[str], clients: int, per_request: int, seconds: float,
+            distinct_bodies: int = 512, distinct: tuple[int, int] | None = None) -> dict:
+    """One level driven by wrk (a compiled generator: one thread, epoll), so the load takes
+    little of the cores the server needs; its CPU seconds are recorded beside the figures.
+    `distinct` (n, offset): the soak's n requests, each with a word of its own."""
+    import resource
+
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(WRK_SCRIPT % ", ".join(map(_lua_string, bodies)))
+        fh.write(_wrk_script(texts, clients, per_request, distinct_bodies, distinct))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         p = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s",
@@ -270,10 +359,12 @@ def run_wrk(base: str, texts: list[str], clients: int, per_request: int, seconds
 
 
 async def drive(base: str, texts: list[str], clients: int, per_request: int, max_requests: int,
-                max_seconds: float, distinct_bodies: int = 512) -> dict:
+                max_seconds: float, distinct_bodies: int = 512,
+                distinct_offset: int | None = None) -> dict:
     """`clients` concurrent keep-alive clients sending until `max_requests` requests in all or
     `max_seconds` have passed, whichever comes first, cycling through `distinct_bodies`
-    request bodies drawn from `texts` (built before the clock starts)."""
+    request bodies drawn from `texts` (built before the clock starts). With
+    `distinct_offset`, request k's text ends in a word of its own (the soak, as WRK_DISTINCT)."""
     import httpx
 
     rng = random.Random(clients * 1000 + per_request)
@@ -293,6 +384,9 @@ async def drive(base: str, texts: list[str], clients: int, per_request: int, max
             nonlocal sent
             while sent < max_requests and time.perf_counter() < deadline:
                 body = bodies[sent % len(bodies)]
+                if distinct_offset is not None:
+                    n = distinct_offset + sent + 1
+                    body = body[:-2] + f" w{n}z\"}}".encode()  # before the closing quote
                 sent += 1
                 t0 = time.perf_counter()
                 try:

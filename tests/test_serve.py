@@ -244,8 +244,9 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
                            "--fuzz-requests", "45", "--agreement-texts", "30")
     assert code == 0, err
     result = json.loads(out.read_text())
-    assert set(result) == {"engine", "generator", "levels", "requests_total", "rss_mb", "fuzz",
-                           "agreement_with_predict"}
+    assert set(result) == {"engine", "generator", "predict_texts_per_second", "levels",
+                           "requests_total", "rss_mb", "fuzz", "agreement_with_predict"}
+    assert result["predict_texts_per_second"] > 0
     assert result["engine"] == "torch"
     # wrk where `make serve-bench` installed it, httpx in this process otherwise
     assert result["generator"] == ("wrk" if shutil.which("wrk") else "httpx")
@@ -254,13 +255,16 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
     for level in result["levels"]:
         assert set(level) == {"clients", "texts_per_request", "requests_per_second",
                               "texts_per_second", "p50_ms", "p95_ms", "p99_ms", "errors",
-                              "generator", "generator_cpu_seconds"}
+                              "generator", "generator_cpu_seconds", "share_of_predict"}
+        assert level["share_of_predict"] == pytest.approx(
+            level["texts_per_second"] / result["predict_texts_per_second"], abs=1e-3)
         assert level["generator"] == result["generator"] and level["generator_cpu_seconds"] > 0
         assert level["errors"] == {} and 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"]
         assert level["texts_per_second"] == pytest.approx(
             level["requests_per_second"] * level["texts_per_request"], rel=0.01)
     assert result["requests_total"] >= 120
-    assert set(result["rss_mb"]) == {"start", "end"} and result["rss_mb"]["start"] > 0
+    assert set(result["rss_mb"]) == {"start", "after_5000", "end", "soak_requests"}
+    assert result["rss_mb"]["start"] > 0 and result["rss_mb"]["soak_requests"] == 120
     assert result["fuzz"]["requests"] >= 45 and result["fuzz"]["status_5xx"] == 0
     assert result["fuzz"]["alive"] is True
     assert result["fuzz"]["odd_texts"] >= 10 and result["fuzz"]["odd_texts_not_200"] == 0

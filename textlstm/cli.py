@@ -428,8 +428,8 @@ def _add_serve_bench(sub) -> None:
     sb.add_argument("--seconds-per-level", type=float, default=30.0,
                     help="seconds per level at most (default 30)")
     sb.add_argument("--soak-requests", type=int, default=100_000,
-                    help="total requests before the final memory reading; levels count towards "
-                         "it and a soak at 32 clients sends the rest (default 100000)")
+                    help="single-text requests at 32 clients, each text with a word of its own; "
+                         "memory is read after the first 5000 and at the end (default 100000)")
     sb.add_argument("--soak-seconds", type=float, default=900.0,
                     help="seconds the soak may take at most (default 900)")
     sb.add_argument("--fuzz-requests", type=int, default=5000,
