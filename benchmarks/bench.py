@@ -10,7 +10,8 @@ For each embedded data set, with the model size of its config (configs/<name>.ya
    divided by the rate `torch.mm` reaches on the same GEMM shapes in this process;
 3. inference documents per second on the test split (model from token ids, and end to end
    from text with the spaCy tokenizer); and raw text in, JSON lines out, as `predict --input`
-   runs it, for the torch network, its fp32 ONNX bundle and its int8 bundle;
+   runs it, for the torch network, its fp32 ONNX bundle and its int8 bundle, and the int8
+   stream's share of its floor (what tokenizing and the network allow on these cores);
 4. tokenization: cold (empty `datasets` cache) tokens per second and the cached second pass;
 5. peak RSS while textlstm's path trains;
 6. with `--epochs N`, test accuracy of both paths after N full epochs each.
@@ -298,6 +299,29 @@ def _bundle(net: TextClassifier, dm: TextDataModule, cfg, folder: Path, quantize
     return folder
 
 
+def predict_floor(folder: str | Path, texts: list[str], cores: int) -> dict:
+    """The most texts/s `predict --input` could reach with a bundle on `cores` cores: a text
+    costs a core 1/tokenize + 1/network seconds (spaCy's tokenizer to token strings, warm; the
+    network from ids on one onnxruntime thread), so `cores` cores label at most
+    cores / (1/tokenize + 1/network) texts/s, before reading or writing a line."""
+    from textlstm.serving.bundle import BundlePredictor
+    from textlstm.tokens.tokenize import tokenize_texts
+
+    tokenize_texts(texts[:2000])  # spaCy loaded and its cache warm, as in a long stream
+
+    def rate(fn, *args) -> float:
+        t0 = time.perf_counter()
+        fn(*args)
+        return len(texts) / (time.perf_counter() - t0)
+
+    tok = rate(tokenize_texts, texts)
+    b = BundlePredictor(folder, threads=1)
+    flat, lengths = b.encode(texts)
+    net = rate(b.logits_from_flat, flat, lengths)
+    return {"tokenize_texts_per_second": round(tok, 1), "network_texts_per_second": round(net, 1),
+            "cores": cores, "texts_per_second": round(cores / (1 / tok + 1 / net), 1)}
+
+
 def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts: int = 8192
                          ) -> dict:
     """Raw texts in, one JSON line out per text, as `textlstm predict --input` runs it (the
@@ -319,6 +343,10 @@ def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts
             for text, row in pred.predict_stream(texts):
                 json.dumps({"text": text, **row}, ensure_ascii=False)
             out[key] = round(len(texts) / (time.perf_counter() - t0), 1)
+        # what the int8 bundle's stream reaches of what 2 cores allow, measured beside it
+        floor = predict_floor(Path(tmp) / "int8", texts, usable_cores())
+    floor["onnx_int8_share"] = round(out["onnx_int8"] / floor["texts_per_second"], 3)
+    out["floor"] = floor
     net.train()
     return out
 
@@ -379,7 +407,11 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
     log(f"  inference: {inf['model']:,.0f} docs/s from token ids, {inf['end_to_end']:,.0f} docs/s "
         "from text")
     raw = raw_inference_timing(ours_net, dm, cfg)
-    log("  predict --input: " + ", ".join(f"{k} {v:,.0f} docs/s" for k, v in raw.items()))
+    floor = raw.pop("floor")
+    log("  predict --input: " + ", ".join(f"{k} {v:,.0f} docs/s" for k, v in raw.items())
+        + f"; the int8 bundle reaches {floor['onnx_int8_share']:.0%} of the "
+        f"{floor['texts_per_second']:,.0f} docs/s its tokenizer and network allow on "
+        f"{floor['cores']} core(s)")
 
     result = {
         "train_tokens_per_second": {"naive": round(naive.tokens_per_second, 1),
@@ -388,6 +420,7 @@ def bench_dataset(name: str, steps: int, overrides: list[str], alternatives: boo
         "lstm_flop_fraction": round(flop["fraction"], 3),
         "infer_docs_per_second": round(inf["model"], 1),
         "infer_raw_docs_per_second": raw,
+        "predict_floor": floor,
         "tokenize": {k: round(tok[k], 4)
                      for k in ("cold_tokens_per_second", "cold_seconds", "cached_seconds")},
         "peak_rss_mb": round(peak, 1),
@@ -517,6 +550,7 @@ def table(results: dict) -> str:
         ("predict --input docs/s, torch", lambda r: _raw(r, "torch")),
         ("  onnx fp32", lambda r: _raw(r, "onnx_fp32")),
         ("  onnx int8", lambda r: _raw(r, "onnx_int8")),
+        ("  int8 / its floor", lambda r: f"{r['predict_floor']['onnx_int8_share']:.0%}"),
         ("tokenize cold tokens/s", lambda r: f"{r['tokenize']['cold_tokens_per_second']:,.0f}"),
         ("tokenize cached / cold",
          lambda r: f"{r['tokenize']['cached_seconds'] / r['tokenize']['cold_seconds']:.1%}"),

@@ -64,6 +64,11 @@ def test_bench_writes_the_contract(tmp_path):
     assert _number(r["infer_docs_per_second"]) and r["infer_docs_per_second"] > 0
     raw = r["infer_raw_docs_per_second"]  # predict --input: torch, fp32 bundle, int8 bundle
     assert set(raw) == {"torch", "onnx_fp32", "onnx_int8"} and min(raw.values()) > 0
+    floor = r["predict_floor"]  # what tokenizing and the int8 network allow on these cores
+    tok_net = 1 / floor["tokenize_texts_per_second"] + 1 / floor["network_texts_per_second"]
+    assert floor["texts_per_second"] == pytest.approx(floor["cores"] / tok_net, rel=1e-3)
+    assert floor["onnx_int8_share"] == pytest.approx(
+        raw["onnx_int8"] / floor["texts_per_second"], abs=1e-3)
     tok = r["tokenize"]
     assert _number(tok["cold_tokens_per_second"]) and tok["cold_tokens_per_second"] > 0
     assert (

@@ -2,7 +2,8 @@
 
 Times, in one process on the first 30,000 lines of a text file (a tweet per line): spaCy's
 tokenizer alone (Doc objects only), `tokenize_texts` (token strings, lowercased; warm, after a
-first batch), and the bundle's onnxruntime network from ids at 1 and 2 threads:
+first batch), and the bundle's onnxruntime network from ids at 1 and 2 threads. `make bench`
+records the same floor (benchmarks/bench.py `predict_floor`) beside predict's own rate:
 
     .venv/bin/python benchmarks/experiments/predict_floor.py BUNDLE TEXTS.txt
 """
