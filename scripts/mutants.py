@@ -418,6 +418,9 @@ M = [
            "if False:",
            "tests/test_serve.py::test_a_full_server_answers_503_with_retry_after_at_once",
            "a full server queues every request instead of answering 503"),
+    Mutant("textlstm/commands/serve.py", 'if info["engine"] == "torch":', "if True:",
+           "tests/test_export.py::test_serving_a_bundle_loads_neither_torch_nor_lightning",
+           "serving a bundle imports torch"),
     Mutant("textlstm/tracking/wandb_logger.py", '    logger._wandb_init.pop("anonymous", None)\n',
            "", "tests/test_dashboard.py::"
            "test_the_wandb_run_starts_without_the_deprecated_anonymous_setting",

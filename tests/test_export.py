@@ -122,6 +122,30 @@ def test_a_bundle_loads_and_predicts_without_torch_lightning_or_wandb(bundle, te
     assert json.loads(out.stdout) == {"engine": "onnx", "n": 80, "heavy": []}
 
 
+def test_serving_a_bundle_loads_neither_torch_nor_lightning(bundle):
+    """`textlstm serve BUNDLE` on a serving image with the `serve` extra: the command, its
+    server and the model it labels with never import torch, Lightning or wandb (the socket
+    handling is swapped for one prediction, so no port is held)."""
+    from benchmarks.serve_bench import free_port
+
+    code = (
+        "import json, sys\n"
+        "import textlstm.commands.serve as C\n"
+        "def one_request(sock, app, workers):\n"
+        "    rows = app.load().predict(['a good flight'])\n"
+        "    heavy = [m for m in ('torch', 'lightning', 'wandb') if m in sys.modules]\n"
+        "    print(json.dumps({'label': rows[0]['label'], 'heavy': heavy}), flush=True)\n"
+        "C.run_workers = one_request\n"
+        "from textlstm.cli import main\n"
+        f"main(['serve', {str(bundle)!r}, '--port', '{free_port()}'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["heavy"] == [] and answer["label"]
+
+
 def test_predict_and_evaluate_take_a_bundle(bundle, tiny_run, small_csvs, test_texts, tmp_path):
     import textlstm
 
