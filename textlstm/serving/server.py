@@ -203,7 +203,11 @@ class App:
                 return
 
     async def _start(self) -> None:
-        model = await asyncio.get_running_loop().run_in_executor(None, self.load)
+        try:
+            model = await asyncio.get_running_loop().run_in_executor(None, self.load)
+        except Exception:  # a worker process without a model must not sit there answering 503
+            log.exception("the model could not be loaded; this server process stops")
+            os._exit(3)
         self.batcher = MicroBatcher(model.predict, self.max_batch_size, self.timeout_s)
         self._tasks.append(asyncio.create_task(self.batcher.run()))
 
