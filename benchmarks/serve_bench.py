@@ -304,20 +304,6 @@ def parse_wrk(stdout: str, clients: int, per_request: int) -> dict:
             "p99_ms": round(w["p99_us"] / 1000, 2), "errors": errors, "requests": w["requests"]}
 
 
-# the soak: request k's text gets a word of its own; wrk stops after `limit` answers
-WRK_DISTINCT = """
-local texts = {%s}
-local n, answered, limit = %d, 0, %d
-request = function()
-  n = n + 1
-  return wrk.format("POST", "/predict", {["Content-Type"] = "application/json"},
-                    '{"text": "' .. texts[n %% #texts + 1] .. ' w' .. n .. 'z"}')
-end
-response = function(status, headers, body)
-  answered = answered + 1
-  if answered >= limit then wrk.thread:stop() end
-end
-"""
 
 
 def _wrk_script(texts: list[str], clients: int, per_request: int, distinct_bodies: int,

@@ -54,14 +54,9 @@ def server(tiny_run):
         _wait_healthy(base, proc)
         yield base, proc
     finally:
-        if proc.poll() is None:
-            # SIGTERM, not SIGKILL: a killed supervisor would leave its worker processes behind
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        from benchmarks.serve_bench import stop
+
+        stop(proc)  # SIGTERM first: a killed supervisor would leave its worker processes behind
 
 
 @pytest.fixture(scope="module")
