@@ -4,6 +4,7 @@ refused."""
 
 import ast
 import json
+import re
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -122,6 +123,24 @@ def test_imports_resolve_to_modules_so_a_cycle_within_a_stage_is_seen():
         ("textlstm.models.predictor", "textlstm.models.classifier")]
     assert _cycles(_imports_of(files)) == ["textlstm.models.classifier",
                                            "textlstm.models.predictor"]
+
+
+def test_the_map_names_every_stage_and_verb():
+    """docs/architecture.md names every stage folder, every `commands/` module and every CLI
+    verb, and the tests its conventions cite exist."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [f"{s}/" for s in STAGES[:-1] if f"{s}/" not in doc]
+    missing += [p.stem for p in (PKG / "commands").glob("*.py")
+                if p.stem != "__init__" and p.stem not in doc]
+    cli = ast.parse((PKG / "cli.py").read_text(encoding="utf-8"))
+    verbs = [n.args[0].value for n in ast.walk(cli) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", "") == "add_parser"]
+    missing += [v for v in verbs if v.replace("-", "_") not in doc]
+    assert missing == [], f"docs/architecture.md does not name: {missing}"
+    for path, test in re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", doc):
+        assert f"def {test}(" in (ROOT / path).read_text(encoding="utf-8"), f"{path}::{test}"
+    for test in re.findall(r"`(test_\w+)`", doc):
+        assert f"def {test}(" in Path(__file__).read_text(encoding="utf-8"), test
 
 
 def _declared() -> list:
