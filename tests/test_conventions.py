@@ -75,6 +75,9 @@ def _writes(tree: ast.Module) -> list[str]:
             if not to_null and not (isinstance(mode, ast.Constant)
                                     and not set(str(mode.value)) & set("wax+")):
                 found.append(f"{node.lineno}: open(..., {ast.unparse(mode)})")
+        elif name == "open" and any(_write_mode(a) for a in [*args, *(k.value for k in
+                                                                     node.keywords)]):
+            found.append(f"{node.lineno}: {ast.unparse(node.func)}(..., write mode)")
         elif name in ("write_text", "write_bytes") and isinstance(node.func, ast.Attribute):
             found.append(f"{node.lineno}: .{name}(")
         elif name in ("dump", "savefig", "save") and _name(getattr(node.func, "value", None)) in (
@@ -84,6 +87,12 @@ def _writes(tree: ast.Module) -> list[str]:
             if not (isinstance(target, ast.Name) and target.id in buffers):
                 found.append(f"{node.lineno}: {ast.unparse(node.func)}(")
     return _in_order(found)
+
+
+def _write_mode(arg: ast.expr) -> bool:
+    """A mode string of `Path.open`, `gzip.open`, ... that writes."""
+    mode = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else ""
+    return bool(mode) and set(mode) <= set("rwxabt+") and bool(set(mode) & set("wax+"))
 
 
 def _run_file_reads(tree: ast.Module) -> list[str]:
@@ -137,9 +146,12 @@ def test_the_source_checks_see_what_they_look_for():
     writes = ast.parse("import json, torch\nopen(p, 'w')\nopen(p)\nopen(os.devnull, 'w')\n"
                        "Path(p).write_text(s)\njson.dump(x, fh)\nfig.savefig('a.png')\n"
                        "with atomic_write(p, 'wb') as ok:\n    torch.save(x, ok)\n"
-                       "buf = io.BytesIO()\nfig.savefig(buf)\ntorch.save(x, p)\n")
+                       "buf = io.BytesIO()\nfig.savefig(buf)\ntorch.save(x, p)\n"
+                       "Path(p).open('a')\nPath(p).open()\ngzip.open(p, mode='wt')\n")
     assert _writes(writes) == ["2: open(..., 'w')", "5: .write_text(", "6: json.dump(",
-                               "7: fig.savefig(", "12: torch.save("]
+                               "7: fig.savefig(", "12: torch.save(",
+                               "13: Path(p).open(..., write mode)",
+                               "15: gzip.open(..., write mode)"]
     reads = ast.parse("from textlstm.core.runfolder import METRICS\nfrom textlstm.core import "
                       "runfolder\njson.loads((d / 'metrics.json').read_text())\n"
                       "x = d / METRICS\nwrite_json(d / runfolder.LABELS, y)\n"
