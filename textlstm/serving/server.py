@@ -37,8 +37,6 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from textlstm.core import runfolder
-
 DEFAULT_MAX_BODY_MB = 32
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe's run() accepts
 
@@ -217,6 +215,7 @@ class TextClassifierAPI(ls.LitAPI):
 def model_info(path: str | Path, model: Any) -> dict:
     """What GET /info answers, read once in the supervising process."""
     from textlstm import __version__
+    from textlstm.core import runfolder
 
     path = Path(getattr(model, "run_dir", None) or path)
     engine = engine_of(model)
