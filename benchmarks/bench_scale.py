@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textlstm.core import runfolder
 from textlstm.core.errors import UserError
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ def measure_one(folder: Path, steps: int, overrides: list[str]) -> dict:
         t0 = time.perf_counter()
         run_dir = train(cfg, datamodule=dm)
         train_s = time.perf_counter() - t0
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = runfolder.read_metrics(run_dir)
         end = MemorySampler.read()
     finally:
         sampler.stop()

@@ -106,6 +106,41 @@ def test_bundle_predicts_what_its_run_predicts(bundle, tiny_run, test_texts):
     assert [t for t, _ in streamed] == texts and [r for _, r in streamed] == got
 
 
+def test_a_run_and_its_bundle_answer_through_one_contract(bundle, tiny_run, test_texts):
+    """Both predictors are `models.contract.Predictions`: a caller's methods take the same
+    parameters in the same order (a bundle's stream adds `workers`), the answers of a run and
+    its bundle have one shape (keys, label strings in the network's order, the label the most
+    probable one), streams give the same rows, and bad input gets the same sentence."""
+    import inspect
+
+    import textlstm
+    from textlstm.core.errors import UserError
+    from textlstm.models.contract import Predictions
+
+    run, exported = textlstm.load(tiny_run), textlstm.load(bundle)
+    for method in ("predict", "predict_proba", "predict_stream"):
+        want = list(inspect.signature(getattr(Predictions, method)).parameters)[1:]  # no self
+        for p in (run, exported):
+            assert isinstance(p, Predictions) and all(
+                isinstance(getattr(p, a), str) for a in ("engine", "text_field", "label_field"))
+            assert list(inspect.signature(getattr(p, method)).parameters)[:len(want)] == want
+    texts = test_texts[:6]
+    answers = {"torch": run.predict(texts), "onnx": exported.predict(texts)}
+    for p in (run, exported):
+        rows = answers[p.engine]
+        best = [max(range(len(r)), key=r.__getitem__) for r in p.predict_proba(texts).tolist()]
+        assert [list(a) for a in rows] == [["label", "probabilities"]] * len(texts)
+        assert [list(a["probabilities"]) for a in rows] == [run.labels] * len(texts)
+        assert [a["label"] for a in rows] == [p.labels[i] for i in best]
+        streamed = p.predict_stream(iter(texts), 4, **({"workers": 1} if p is exported else {}))
+        assert [r for _, r in streamed] == rows
+        with pytest.raises(UserError, match=r"^text #2 is a int, not a string"):
+            p.predict(["fine", 3])
+        with pytest.raises(UserError, match="^min_labels is -1"):
+            p.predict(["fine"], min_labels=-1)
+    assert [a["label"] for a in answers["torch"]] == [a["label"] for a in answers["onnx"]]
+
+
 def test_a_bundle_loads_and_predicts_without_torch_lightning_or_wandb(bundle, test_texts):
     code = (
         "import json, sys, textlstm\n"

@@ -65,14 +65,14 @@ def _require_data_files(data) -> None:
 
 def cmd_train(args) -> int:
     from textlstm.core.config import load_config
-    from textlstm.core.runfolder import CONFIG, require_run_dir
+    from textlstm.core.runfolder import load_run_config, read_metrics, require_run_dir
 
     if args.resume:
         if args.config:
             raise UserError("train takes --config or --resume, not both; a resumed run keeps its "
                             "own config.")
         run = require_run_dir(args.resume, "resume")
-        cfg = load_config(run / CONFIG, [*args.overrides, f"resume={run}"])
+        cfg = load_run_config(run, [*args.overrides, f"resume={run}"])
     else:
         cfg = load_config(args.config, args.overrides)
         _require_data_files(cfg.data)
@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
 
     run_dir = train(cfg)
     if _is_rank_zero():
-        t = json.loads((run_dir / "metrics.json").read_text())["test"]
+        t = read_metrics(run_dir)["test"]
         print(f"run directory: {run_dir}")
         keys = ("f1_micro", "f1_macro", "subset_accuracy") if "per_label" in t else ("accuracy",
                                                                                      "f1_macro")

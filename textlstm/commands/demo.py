@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from textlstm.core.errors import UserError
+from textlstm.core.io import save_figure
 from textlstm.core.logs import quiet_libraries
 
 
@@ -154,7 +155,7 @@ def plot_predictions(path: str | Path, t: np.ndarray, actual: np.ndarray, predic
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from textlstm.core.errors import UserError
-from textlstm.core.io import atomic_write, write_text
+from textlstm.core.io import save_figure, write_text
 from textlstm.models.explain import DEFAULT_STEPS, explain
 from textlstm.serving.loader import load
 from textlstm.tracking.attributions import attribution_figure, explanation_page
@@ -45,9 +45,5 @@ def _gates_png(pred, text: str) -> bytes | None:
 def _save_png(fig, target) -> None:
     import matplotlib.pyplot as plt
 
-    if isinstance(target, io.BytesIO):
-        fig.savefig(target, format="png", dpi=100)
-    else:
-        with atomic_write(target, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=100)
+    save_figure(fig, target, format="png", dpi=100)
     plt.close(fig)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
-from textlstm.core.io import atomic_write, write_text
+from textlstm.core.io import save_figure, write_text
 from textlstm.serving.loader import load
 from textlstm.tracking.gates import draw, gate_page, trace
 
@@ -16,8 +15,7 @@ def inspect_text(run_dir, text: str, out: str | None = "gates.png", html: str | 
     tr = trace(pred, text)
     fig = draw(tr)
     if out:
-        with atomic_write(out, "wb") as fh:  # the format follows the suffix, as savefig(path) does
-            fig.savefig(fh, format=Path(out).suffix.lstrip(".").lower() or "png", dpi=110)
+        save_figure(fig, out, dpi=110)
     if html:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)

@@ -24,6 +24,8 @@ import yaml
 
 from textlstm.core.config import load_config, to_yaml
 from textlstm.core.errors import UserError
+from textlstm.core.io import atomic_write, write_text
+from textlstm.core.runfolder import read_metrics
 
 log = logging.getLogger("textlstm")
 
@@ -137,9 +139,7 @@ def _optuna_sweep(spec: dict, overrides: list[str], n: int, probe) -> Path:
         cfg = _trial_config(spec, overrides, params, trial.number, group)
         log.info("sweep %s: trial %d/%d %s", spec["name"], trial.number + 1, n, params)
         run_dir = train(cfg)
-        import json
-
-        m = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        m = read_metrics(run_dir)
         value = m["validation"][key]
         # a multi-label run has no accuracy; its subset accuracy is the nearest (whole set right)
         acc = m["test"].get("accuracy", m["test"].get("subset_accuracy"))
@@ -157,10 +157,10 @@ def _optuna_sweep(spec: dict, overrides: list[str], n: int, probe) -> Path:
     best_cfg = _trial_config(spec, overrides, study.best_trial.params, study.best_trial.number,
                              group)
     best_cfg.name = spec["name"] + "-best"
-    (out / "best.yaml").write_text(f"# best of {n} trials of {spec['name']} ({spec['metric']} = "
+    write_text(out / "best.yaml", f"# best of {n} trials of {spec['name']} ({spec['metric']} = "
                                    f"{best[spec['metric']]:.4f}, run {best['run_dir']})\n# train "
                                    f"it: textlstm train --config {out / 'best.yaml'}\n"
-                                   + to_yaml(best_cfg), encoding="utf-8")
+                                   + to_yaml(best_cfg))
     from textlstm.tracking.report import compare_report
 
     compare_report([r["run_dir"] for r in rows], out / "report.html")
@@ -169,12 +169,10 @@ def _optuna_sweep(spec: dict, overrides: list[str], n: int, probe) -> Path:
 
 def _write_summary(out: Path, rows: list[dict]) -> None:
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = out / "summary.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(out / "summary.csv", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(out / "summary.csv")
 
 
 def _wandb_sweep(spec: dict, overrides: list[str], n: int) -> Path:

@@ -1,7 +1,7 @@
 """Writing files so that a reader, or a kill, never sees half of one.
 
 Every file textlstm writes for a user (run folders, predictions, prepared splits, reports,
-benchmark results) goes through `atomic_write`: the bytes go to a temporary file beside the
+figures, benchmark results) goes through `atomic_write`: the bytes go to a temporary file beside the
 target, which is renamed over the target only once complete. A crash or Ctrl-C leaves the
 previous file (or none), never a torn one, and removes the temporary file.
 """
@@ -47,3 +47,14 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def save_figure(fig: Any, target: str | Path | IO[bytes], **savefig_kwargs: Any) -> None:
+    """A matplotlib figure written atomically to a path (the format follows the suffix, as
+    `fig.savefig(path)` picks it; png when there is none), or into a binary buffer."""
+    if hasattr(target, "write"):  # io.BytesIO: nothing on disk to tear
+        fig.savefig(target, **savefig_kwargs)
+        return
+    savefig_kwargs.setdefault("format", Path(target).suffix.lstrip(".").lower() or "png")
+    with atomic_write(target, "wb") as fh:
+        fig.savefig(fh, **savefig_kwargs)

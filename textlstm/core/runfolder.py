@@ -86,30 +86,63 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> DictCo
     return load_config(require_run_dir(run_dir) / CONFIG, overrides)
 
 
+def read_config_text(run_dir: Path) -> str:
+    """config.yaml as written, for a report to show ("" when the folder has none)."""
+    path = Path(run_dir) / CONFIG
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
 def load_labels(run_dir: Path) -> list[str]:
-    path = Path(run_dir) / LABELS
+    return read_labels(Path(run_dir) / LABELS,
+                       missing="the run directory is incomplete, retrain or copy it back",
+                       corrupt="restore it from the original run")
+
+
+def read_labels(path: Path, missing: str, corrupt: str) -> list[str]:
+    """A labels.json (a run's or a bundle's): the label strings in the network's output order.
+    `missing`, `corrupt`: the fix each message gives."""
     try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
+        labels = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"labels file {path} is missing; the run directory is incomplete, retrain "
-                        "or copy it back.") from None
+        raise UserError(f"labels file {path} is missing; {missing}.") from None
     except ValueError:
-        raise UserError(f"labels file {path} is corrupt; restore it from the original "
-                        "run.") from None
+        raise UserError(f"labels file {path} is corrupt; {corrupt}.") from None
     if not isinstance(labels,
                       list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
         raise UserError(f"labels file {path} must be a JSON list of at least two label strings.")
     return labels
 
 
+def loadable_files(run_dir: Path) -> list[Path]:
+    """What `textlstm.load` reads besides the checkpoint (a W&B model artifact carries them;
+    metrics.json holds the calibration temperature)."""
+    return [Path(run_dir) / name for name in (VOCAB, LABELS, CONFIG, METRICS)]
+
+
+def read_metrics(run_dir: Path, missing_ok: bool = False) -> dict[str, Any]:
+    """metrics.json, which a run writes when it finishes: scores, calibration, thresholds, the
+    training summary. `missing_ok`: an unfinished run reads as {} instead of an error."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file():
+        if missing_ok:
+            return {}
+        raise UserError(f"{run_dir} has no {METRICS} (it did not finish); pass a finished run "
+                        "directory printed by `textlstm train`.")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        metrics = None
+    if not isinstance(metrics, dict):
+        raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.")
+    return metrics
+
+
 def load_temperature(run_dir: Path) -> float:
     """The calibration temperature fitted when the run finished (1.0: none, or a run made
     before calibration existed)."""
     path = Path(run_dir) / METRICS
-    if not path.is_file():
-        return 1.0
     try:
-        calib = json.loads(path.read_text(encoding="utf-8")).get("calibration") or {}
+        calib = read_metrics(run_dir, missing_ok=True).get("calibration") or {}
         temperature = float(calib.get("temperature", 1.0))
     except (ValueError, TypeError, AttributeError):
         raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.") from None
@@ -123,12 +156,7 @@ def load_thresholds(run_dir: Path, labels: list[str]) -> list[float] | None:
     validation when the run finished); None when metrics.json has none (a multi-class run, or
     an unfinished one: 0.5 each)."""
     path = Path(run_dir) / METRICS
-    if not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8")).get("thresholds")
-    except (ValueError, AttributeError):
-        raise UserError(f"{path} is corrupt; it is rewritten only by `textlstm train`.") from None
+    saved = read_metrics(run_dir, missing_ok=True).get("thresholds")
     if saved is None:
         return None
     ok = isinstance(saved, dict) and all(

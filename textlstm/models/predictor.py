@@ -1,10 +1,10 @@
 """A trained network with its vocabulary and labels: raw texts in, labels and probabilities out.
 
-`textlstm.load(PATH)` (serving/loader.py) builds one from a run folder."""
+`textlstm.load(PATH)` (serving/loader.py) builds one from a run folder; a bundle's
+`serving.bundle.BundlePredictor` answers the same way (both are `models.contract.Predictions`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig
 
 from textlstm.batches.collate import collate
-from textlstm.core.errors import UserError
 from textlstm.models.classifier import TextClassifier
+from textlstm.models.contract import Predictions, check_texts
 from textlstm.tokens.tokenize import tokenize_texts
 from textlstm.tokens.vocab import Vocab
 
@@ -32,8 +32,9 @@ def _full_fp32_rnn():
         torch.backends.cudnn.allow_tf32 = before
 
 
-class Predictor:
-    """A trained network with its vocabulary, labels and tokenizer settings."""
+class Predictor(Predictions):
+    """A trained network with its vocabulary, labels and tokenizer settings; what it answers
+    (`predict`, `predict_stream`) is `models.contract.Predictions`, shared with a bundle."""
 
     engine = "torch"  # a bundle's predictor says "onnx" (serving/bundle.py)
 
@@ -60,10 +61,7 @@ class Predictor:
         return self.cfg.data.label_field
 
     def encode(self, texts: list[str]) -> list[list[int]]:
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass "
-                                "strings.")
+        check_texts(texts)
         toks = tokenize_texts(texts, self.cfg.data.lowercase)
         return [self.vocab.encode(t, self.cfg.data.max_length) for t in toks]
 
@@ -89,42 +87,3 @@ class Predictor:
                 probs[chunk] = (scaled.sigmoid() if self.multilabel
                                 else scaled.softmax(-1)).cpu()
         return probs
-
-    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None,
-                min_labels: int = 0) -> list[dict]:
-        """One dict per text: {"label": str, "probabilities": {label: p}}; for a multi-label
-        run {"labels": [...], "probabilities": {label: p}}, the labels at or above their
-        thresholds, most probable first. `min_labels` (multi-label): answer at least that many
-        labels, topping up with the most probable ones (1: never an empty answer)."""
-        if isinstance(min_labels, bool) or not isinstance(min_labels, int) or min_labels < 0:
-            raise UserError(f"min_labels is {min_labels!r}; use a whole number of labels, 0 or "
-                            "more.")
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if not texts:
-            return []
-        probs = self.predict_proba(texts, batch_size)
-        out = []
-        for row in probs.tolist():
-            shown = {lab: round(p, 6) for lab, p in zip(self.labels, row, strict=True)}
-            ranked = sorted(range(len(row)), key=lambda i: -row[i])
-            if not self.multilabel:
-                out.append({"label": self.labels[ranked[0]], "probabilities": shown})
-                continue
-            chosen = [i for i in ranked if row[i] >= self.thresholds[i]]
-            chosen += [i for i in ranked if i not in chosen][: max(0, min_labels - len(chosen))]
-            out.append({"labels": [self.labels[i] for i in chosen], "probabilities": shown})
-        return out
-
-    def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192,
-                       min_labels: int = 0) -> Iterator[tuple[str, dict]]:
-        """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
-        buf: list[str] = []
-        for t in texts:
-            buf.append(t)
-            if len(buf) >= chunk_size:
-                yield from zip(buf, self.predict(buf, min_labels=min_labels), strict=True)
-                buf = []
-        if buf:
-            yield from zip(buf, self.predict(buf, min_labels=min_labels), strict=True)

@@ -25,6 +25,8 @@ import numpy as np
 
 from textlstm.core.errors import UserError
 from textlstm.core.hardware import usable_cores
+from textlstm.core.runfolder import read_labels
+from textlstm.models.contract import Predictions, check_texts, chunks
 from textlstm.models.version import ARCH_VERSION
 from textlstm.tokens.tokenize import spacy_module, tokenize_texts
 from textlstm.tokens.vocab import Vocab
@@ -100,12 +102,6 @@ def _session(path: Path, threads: int):
                         "again.") from None
 
 
-def check_texts(texts: list) -> None:
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise UserError(f"text #{i + 1} is a {type(t).__name__}, not a string; pass strings.")
-
-
 def encode_flat(texts: list[str], vocab: Vocab, lowercase: bool, max_length: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Texts -> (all ids concatenated (sum L,) int64, lengths (N,) int64). An empty text is one
@@ -129,11 +125,12 @@ def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return encode_flat(texts, _WORKER["vocab"], _WORKER["lowercase"], _WORKER["max_length"])
 
 
-class BundlePredictor:
+class BundlePredictor(Predictions):
     """An exported model: raw texts in, labels and probabilities out, on onnxruntime.
 
-    Same interface as `models.predictor.Predictor` (`predict`, `predict_stream`, `labels`,
-    `engine`), so `textlstm.load`, predict, evaluate and serve take either."""
+    What it answers is `models.contract.Predictions`, shared with a run's
+    `models.predictor.Predictor`, so `textlstm.load`, predict, evaluate and serve take either;
+    here only the probabilities (`predict_proba`) and the pipelined stream are its own."""
 
     engine = "onnx"
 
@@ -148,7 +145,8 @@ class BundlePredictor:
         tok = self.meta.get("tokenizer") or {}
         self.lowercase, self.max_length = bool(tok.get("lowercase", True)), int(tok["max_length"])
         self.vocab = Vocab.load(folder / VOCAB)
-        self.labels = _read_labels(folder / LABELS)
+        self.labels = read_labels(folder / LABELS, missing="export the bundle again",
+                                  corrupt="export the bundle again")
         self.temperature = (self.meta.get("calibration") or {}).get("temperature")
         self.quantize = (self.meta.get("export") or {}).get("quantize", "none")
         self.metrics = self.meta.get("metrics") or {}
@@ -192,49 +190,29 @@ class BundlePredictor:
         """(N, C) probabilities in input order."""
         return self.proba_from_logits(self.logits(texts, batch_size))
 
-    def _rows(self, probs: np.ndarray) -> list[dict]:
-        labels = self.labels
-        best = probs.argmax(axis=1).tolist()
-        return [{"label": labels[b],
-                 "probabilities": {lab: round(p, 6) for lab, p in zip(labels, row, strict=True)}}
-                for b, row in zip(best, probs.tolist(), strict=True)]
-
-    def predict(self, texts: Iterable[str] | str, batch_size: int | None = None,
-                min_labels: int = 0) -> list[dict]:
-        """One dict per text: {"label": str, "probabilities": {label: p}} (`min_labels`: for
-        the run Predictor's signature; a multi-class bundle always answers one label)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = list(texts)
-        if not texts:
-            return []
-        return self._rows(self.predict_proba(texts, batch_size))
-
     # ------------------------------------------------------------ streams
-    def predict_stream(self, texts: Iterable[str], chunk_size: int = 2048,
-                       workers: int | None = None, min_labels: int = 0
-                       ) -> Iterator[tuple[str, dict]]:
+    def predict_stream(self, texts: Iterable[str], chunk_size: int = 2048, min_labels: int = 0,
+                       workers: int | None = None) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable, in order, a bounded number of chunks held.
 
         Tokenizing (spaCy, holds the GIL) costs several times the int8 network here, so on
         more than one core the chunks are tokenized in worker processes while this process
         runs onnxruntime (which releases the GIL) on the chunks already encoded. A stream that
         fits one chunk never starts a worker."""
-        chunks = _chunks(texts, chunk_size)
-        first = next(chunks, None)
+        parts = chunks(texts, chunk_size)
+        first = next(parts, None)
         if first is None:
             return
-        second = next(chunks, None)
+        second = next(parts, None)
         workers = usable_cores() if workers is None else workers
         if second is None or workers < 2:
-            for chunk in (first, *(() if second is None else (second,))):
-                yield from zip(chunk, self.predict(chunk), strict=True)
-            for chunk in chunks:
-                yield from zip(chunk, self.predict(chunk), strict=True)
+            yield from self.predict_chunks(_prepend([first, *([second] if second else [])],
+                                                    parts), min_labels)
             return
-        yield from self._pipelined(_prepend([first, second], chunks), workers)
+        yield from self._pipelined(_prepend([first, second], parts), workers, min_labels)
 
-    def _pipelined(self, chunks: Iterator[list[str]], workers: int) -> Iterator[tuple[str, dict]]:
+    def _pipelined(self, parts: Iterator[list[str]], workers: int, min_labels: int
+                   ) -> Iterator[tuple[str, dict]]:
         # fork: a bundle process holds no torch, and a forked worker is ready in milliseconds
         # (spawn would re-import spaCy, ~1 s); the workers only ever tokenize
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
@@ -242,17 +220,17 @@ class BundlePredictor:
         init = (self.vocab.itos, self.lowercase, self.max_length)
         with ctx.Pool(workers, initializer=_worker_init, initargs=init) as pool:
             pending: deque = deque()
-            for chunk in chunks:
-                check_texts(chunk)
-                pending.append((chunk, pool.apply_async(_worker_encode, (chunk,))))
+            for part in parts:
+                check_texts(part)
+                pending.append((part, pool.apply_async(_worker_encode, (part,))))
                 if len(pending) > 2 * workers:  # bounded: constant memory on any input size
-                    yield from self._finish(*pending.popleft())
+                    yield from self._finish(*pending.popleft(), min_labels)
             while pending:
-                yield from self._finish(*pending.popleft())
+                yield from self._finish(*pending.popleft(), min_labels)
 
-    def _finish(self, chunk: list[str], result) -> Iterator[tuple[str, dict]]:
+    def _finish(self, part: list[str], result, min_labels: int) -> Iterator[tuple[str, dict]]:
         probs = self.proba_from_logits(self.logits_from_flat(*result.get()))
-        return zip(chunk, self._rows(probs), strict=True)
+        return zip(part, self.answers(probs.tolist(), min_labels), strict=True)
 
     def info(self) -> dict:
         """What a server's /info shows."""
@@ -260,31 +238,6 @@ class BundlePredictor:
                 "metrics": self.metrics.get("test", self.metrics),
                 "arch_version": self.meta.get("arch_version"),
                 "textlstm_version": self.meta.get("textlstm_version"), "path": str(self.folder)}
-
-
-def _read_labels(path: Path) -> list[str]:
-    try:
-        labels = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"labels file {path} is missing; export the bundle again.") from None
-    except ValueError:
-        raise UserError(f"labels file {path} is corrupt; export the bundle again.") from None
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str)
-                                                                   for x in labels):
-        raise UserError(f"labels file {path} must be a JSON list of at least two label "
-                        "strings.")
-    return labels
-
-
-def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    buf: list[str] = []
-    for t in texts:
-        buf.append(t)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
 
 
 def _prepend(first: list, rest: Iterator) -> Iterator:

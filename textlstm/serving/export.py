@@ -26,7 +26,6 @@ while `torch.ao` dynamic quantization of nn.LSTM is deprecated and gave no speed
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -361,11 +360,7 @@ def export_run(run_dir: str | Path, out: str | Path, quantize: str = "none", ops
     check_cell(cfg.model.encoder.cell, run_dir)
     pred = load_run(run_dir, device="cpu")
     net = pred.net.cpu().train(False)
-    metrics_path = run_dir / runfolder.METRICS
-    if not metrics_path.is_file():
-        raise UserError(f"run {run_dir} has no {runfolder.METRICS} (it did not finish); export a "
-                        "finished run.")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    metrics = runfolder.read_metrics(run_dir)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -2,8 +2,9 @@
 
 A bundle (a folder with textlstm.json, written by `textlstm export`) loads as a
 `serving.bundle.BundlePredictor` on onnxruntime, without importing torch; a run folder loads
-as a `models.predictor.Predictor`. Both have `predict`, `predict_stream`, `labels` and
-`engine` ("onnx" | "torch").
+as a `models.predictor.Predictor`. Both are `models.contract.Predictions` (`predict`,
+`predict_stream`, `labels`, `text_field`, `label_field`) and say their `engine` ("onnx" |
+"torch").
 
 Nothing here unpickles code: the checkpoint is read with `torch.load(weights_only=True)`,
 vocabulary and labels are JSON, the config is YAML, and the network is rebuilt from them

@@ -268,11 +268,15 @@ class App:
 def model_info(path: str | Path, model: Any) -> dict:
     """What GET /info answers, read once in the supervising process."""
     from textlstm import __version__
+    from textlstm.core import runfolder
 
     path = Path(getattr(model, "run_dir", None) or path)
     engine = engine_of(model)
-    meta = _read_json(path / "textlstm.json") or {}
-    metrics = (_read_json(path / "metrics.json") or {}).get("test") or meta.get("metrics")
+    # a bundle carries its description (textlstm.json, checked when it loaded); a run its
+    # metrics.json, read through core.runfolder like every reader of a run
+    meta = getattr(model, "meta", None) or {}
+    metrics = (runfolder.read_metrics(path, missing_ok=True).get("test") if engine == "torch"
+               else None) or meta.get("metrics")
     version = meta.get("arch_version", meta.get("model_version"))
     if version is None and engine == "torch":
         from textlstm.models.classifier import ARCH_VERSION
@@ -280,14 +284,6 @@ def model_info(path: str | Path, model: Any) -> dict:
         version = ARCH_VERSION  # the loader refuses a checkpoint of any other version
     return {"model": str(path), "labels": list(model.labels), "metrics": metrics,
             "engine": engine, "model_version": version, "textlstm_version": __version__}
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def listen(host: str, port: int) -> socket.socket:

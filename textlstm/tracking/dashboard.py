@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from textlstm.core import runfolder
+from textlstm.core.io import save_figure
 from textlstm.data.columns import column_array, matrix_column
 from textlstm.tracking.report import confusion_png, reliability_figure
 
@@ -95,7 +97,7 @@ def _reliability_png(calib: dict, run_dir: Path) -> str:
 
     fig = reliability_figure(calib)
     path = run_dir / "reliability.png"
-    fig.savefig(path, dpi=90)
+    save_figure(fig, path, dpi=90)
     plt.close(fig)
     return str(path)
 
@@ -186,8 +188,7 @@ def log_dashboard(wb, run_dir: Path, dm, pred, metrics: dict, best_ckpt: str | N
                                          "labels.json + config.yaml; download it and call "
                                          "textlstm.load(folder)")
         art.add_file(str(best_ckpt), name="checkpoints/best.ckpt")
-        # metrics.json carries the calibration temperature
-        for name in ("vocab.json", "labels.json", "config.yaml", "metrics.json"):
-            art.add_file(str(run_dir / name), name=name)
+        for path in runfolder.loadable_files(run_dir):
+            art.add_file(str(path), name=path.name)
         run.log_artifact(art, aliases=["best", "latest"])
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from textlstm.core.errors import UserError
+from textlstm.core.io import save_figure
 from textlstm.data.multilabel import canonical
 from textlstm.models.cells import ReferenceLSTM
 from textlstm.models.predictor import Predictor
@@ -133,7 +134,7 @@ def log_gate_examples(logger, pred: Predictor, texts: list[str], labels: list[st
         # "Glyph missing from font" for emoji tokens: drawn as boxes
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            fig.savefig(path, dpi=80)
+            save_figure(fig, path, dpi=80)
         plt.close(fig)
         paths.append(path)
         captions.append(f"true {labels[i]}, predicted {guesses[i]}: {short[i][:120]}")

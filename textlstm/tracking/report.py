@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textlstm.core.errors import UserError
+from textlstm.core import runfolder
+from textlstm.core.io import save_figure, write_text
 from textlstm.tracking.attributions import incomplete_note, shade_html, shown
 
 CSS = """
@@ -121,7 +122,7 @@ def confusion_png(cm: list[list[int]], labels: list[str], path: Path, title: str
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -183,19 +184,11 @@ PANELS = [("train/loss_epoch", "train loss", "epoch"), ("val/loss", "validation 
 
 
 def _load_run(run_dir: Path) -> dict:
-    if not (run_dir / "metrics.json").is_file():
-        raise UserError(f"{run_dir} has no metrics.json; pass a finished run directory printed by "
-                        "`textlstm train`.")
-    try:
-        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    except ValueError:
-        raise UserError(f"{run_dir / 'metrics.json'} is corrupt; it is rewritten only by `textlstm "
-                        "train`.") from None
+    metrics = runfolder.read_metrics(run_dir)
     errors = run_dir / "errors.json"
-    config = run_dir / "config.yaml"
     return {"dir": run_dir, "name": f"{run_dir.parent.name}/{run_dir.name}", "metrics": metrics,
             "rows": _csv_rows(run_dir / "logs" / "metrics.csv"),
-            "config": config.read_text(encoding="utf-8") if config.is_file() else "",
+            "config": runfolder.read_config_text(run_dir),
             "errors": json.loads(errors.read_text(encoding="utf-8")) if errors.is_file() else []}
 
 
@@ -332,7 +325,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                         "</figure>")
     body.append(f"<h2>Config</h2><pre>{_e(r['config'])}</pre>")
     path = Path(out) if out else r["dir"] / "report.html"
-    _write(path, _page(f"textlstm {r['name']}", body))
+    write_text(path, _page(f"textlstm {r['name']}", body))
     return path
 
 
@@ -386,7 +379,7 @@ def compare_report(run_dirs: list[str | Path], out: str | Path) -> Path:
         body.append(f"<tr><td class=\"l\">{_e(lab)}</td>{cells}</tr>")
     body.append("</table>")
     path = Path(out)
-    _write(path, _page("textlstm comparison", body))
+    write_text(path, _page("textlstm comparison", body))
     return path
 
 
@@ -398,12 +391,6 @@ def _flatten(d, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{k}"] = v
     return out
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def worst_errors(p: dict, labels: list[str], n: int = 25) -> list[dict]:
