@@ -21,9 +21,9 @@ from textlstm.tokens.vocab import Vocab
 @contextmanager
 def _full_fp32_rnn():
     """cuDNN runs RNNs in TF32 by default, and a text's logits then move by up to 2e-4 with the
-    batch it is predicted in (measured on an H200; 1e-7 in full fp32: docs/benchmarks.md, "On a
-    GPU"). Predictions use full fp32 so that, on a GPU too, padding never changes a result;
-    training keeps the default. No effect on a CPU."""
+    batch it is predicted in (measured on an H200; 1e-7 in full fp32: "On a GPU" in
+    docs/history/benchmarks-sessions.md). Predictions use full fp32 so that, on a GPU too,
+    padding never changes a result; training keeps the default. No effect on a CPU."""
     before = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
