@@ -97,8 +97,9 @@ def cmd_audit(args) -> int:
     _require_data_files(cfg.data)
     from textlstm.commands.audit import audit
 
-    audit(cfg, folds=args.folds, out=args.out, fast=args.fast,
-          log=lambda m: print(m, file=sys.stderr))
+    out = audit(cfg, folds=args.folds, out=args.out, fast=args.fast,
+                log=lambda m: print(m, file=sys.stderr))
+    print(out)
     return 0
 
 

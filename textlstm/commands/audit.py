@@ -147,11 +147,13 @@ def _explain(rows: list[dict], models: list, fold_of: np.ndarray, labels: list[s
         return out
     from textlstm.tracking.attributions import explain_errors
 
-    out = []
-    for r in rows:
-        pred = models[fold_of[r["row"]]]
-        done = explain_errors(pred, [{"text": r["text"], "predicted": r["suggested"]}])[0]
-        out.append(r | {k: done[k] for k in ("tokens", "attributions") if k in done})
+    out = list(rows)
+    for k, pred in enumerate(models):  # one call per fold model: one warning line at most
+        mine = [i for i, r in enumerate(rows) if fold_of[r["row"]] == k]
+        done = explain_errors(pred, [{"text": rows[i]["text"], "predicted": rows[i]["suggested"]}
+                                     for i in mine])
+        for i, e in zip(mine, done, strict=True):
+            out[i] = rows[i] | {key: e[key] for key in ("tokens", "attributions") if key in e}
     return out
 
 
