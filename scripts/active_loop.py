@@ -7,7 +7,12 @@ Start from --start training tweets drawn at random (seeded); each round trains t
 preset on the labelled tweets (validation and test: the embedded splits, unchanged), records
 its test macro-F1, then ranks the rest of the training split (the pool, labels hidden) with
 `commands.suggest.rank_pool` and "labels" the first --step of them (their true labels come
-back). --rounds trainings in all. Extra key=value overrides go to every training."""
+back). --rounds trainings in all. Extra key=value overrides go to every training.
+
+    python scripts/active_loop.py --summary runs/active/*.json
+
+prints the mean test macro-F1 per round and strategy over the seeds, and the labels each
+strategy needed to reach random's final mean macro-F1 (interpolated between rounds)."""
 
 from __future__ import annotations
 
@@ -44,16 +49,55 @@ def _train_round(work: Path, rows: list[dict], seed: int, overrides: list[str]):
     return train(cfg)
 
 
+def summary(paths: list[str]) -> dict:
+    runs: dict[str, list[list[dict]]] = {}
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        runs.setdefault(r["strategy"], []).append(r["rounds"])
+    out = {}
+    for strategy, loops in runs.items():
+        sizes = [x["labelled"] for x in loops[0]]
+        mean = [float(np.mean([loop[i]["test_f1_macro"] for loop in loops]))
+                for i in range(len(sizes))]
+        out[strategy] = {"seeds": len(loops), "labelled": sizes,
+                         "mean_f1_macro": [round(m, 4) for m in mean]}
+    if "random" in out:
+        goal = out["random"]["mean_f1_macro"][-1]
+        for v in out.values():
+            v["labels_to_reach_random_final"] = _reach(v["labelled"], v["mean_f1_macro"], goal)
+            if v["labels_to_reach_random_final"] is not None:
+                v["share_of_random_labels"] = round(v["labels_to_reach_random_final"]
+                                                    / out["random"]["labelled"][-1], 3)
+    return out
+
+
+def _reach(sizes: list[int], f1: list[float], goal: float) -> float | None:
+    """Labels at which the curve first reaches `goal`, linear between rounds."""
+    for i, f in enumerate(f1):
+        if f >= goal:
+            if i == 0:
+                return float(sizes[0])
+            a, b = f1[i - 1], f
+            return round(sizes[i - 1] + (goal - a) / (b - a) * (sizes[i] - sizes[i - 1]), 1)
+    return None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--summary", nargs="+", default=None, help="summarise these result files")
     p.add_argument("--strategy", default="breaking-ties")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=500)
     p.add_argument("--step", type=int, default=250)
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--out", required=True, help="JSON results")
+    p.add_argument("--out", default=None, help="JSON results")
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
+    if a.summary:
+        print(json.dumps(summary(a.summary), indent=1))
+        return
+    if not a.out:
+        p.error("--out is required")
     from textlstm.commands.suggest import rank_pool
     from textlstm.data.sources import prepare_embedded
     from textlstm.serving.loader import load_run
