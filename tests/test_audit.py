@@ -66,7 +66,8 @@ def test_fast_audit_recovers_injected_flips_without_reading_the_test_split(tmp_p
     rows, flips = _synthetic(0)
     val, _ = _synthetic(1, 20)
     cfg = _config(tmp_path, _write_csv(tmp_path / "train.csv", rows),
-                  _write_csv(tmp_path / "validation.csv", val), _broken_test_file(tmp_path))
+                  _write_csv(tmp_path / "validation.csv", val), _broken_test_file(tmp_path),
+                  "wandb.mode=offline")
     out = audit(cfg, folds=5, out=tmp_path / "audit", fast=True, log=lambda m: None)
     issues = _read_csv(out / "label_issues.csv")
     assert list(issues[0]) == COLUMNS
@@ -81,6 +82,8 @@ def test_fast_audit_recovers_injected_flips_without_reading_the_test_split(tmp_p
         assert r["text"] == rows[int(r["row"])][0] and r["given_label"] == rows[int(r["row"])][1]
     page = (out / "audit.html").read_text()
     assert "Noise per class" in page and "<span title=" in page
+    tables = {t.name.split("_0_")[0] for t in (out / "wandb").rglob("*.table.json")}
+    assert tables == {"label_issues", "noise"}  # logged to W&B (offline)
 
 
 @pytest.fixture(scope="module")
