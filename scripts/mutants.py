@@ -433,6 +433,26 @@ M = [
     Mutant("textlstm/models/predictor.py", "    torch.backends.cudnn.allow_tf32 = False\n", "",
            "tests/test_model.py::test_predictions_run_the_rnn_in_full_fp32",
            "GPU predictions depend on their batch (TF32)"),
+    # ---- label audit and active learning
+    Mutant("textlstm/commands/audit.py",
+           "seen, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)",
+           "seen, held = np.arange(len(fold_of)), np.flatnonzero(fold_of == k)",
+           "tests/test_audit.py::test_out_of_fold_probabilities_never_come_from_a_model_that_"
+           "saw_the_text", "audit scores texts with a model that trained on them"),
+    Mutant("textlstm/data/sources.py", 'wanted = SPLITS if test else ("train", "validation")',
+           "wanted = SPLITS",
+           "tests/test_audit.py::test_fast_audit_recovers_injected_flips_without_reading_the_"
+           "test_split", "audit reads the test split"),
+    Mutant("textlstm/commands/audit.py", "        if same:", "        if False:",
+           "tests/test_audit.py::test_bad_inputs_get_one_line_and_exit_2",
+           "audit accepts the test file as training data"),
+    Mutant("textlstm/commands/suggest.py", 'return np.argsort(margin, kind="stable"), margin',
+           'return np.argsort(-margin, kind="stable"), margin',
+           "tests/test_audit.py::test_suggest_ranks_by_breaking_ties_and_random_is_seeded",
+           "breaking-ties suggests the most certain texts first"),
+    Mutant("textlstm/data/sources.py", 'if cfg.get("extra_train_file"):', "if False:",
+           "tests/test_audit.py::test_extra_train_file_rows_reach_the_training_split_only",
+           "data.extra_train_file is ignored"),
 ]
 
 

@@ -1,5 +1,5 @@
 """The `textlstm` command: train, evaluate, predict, export, inspect, report, sweep, prepare, demo,
-bench, bench-scale.
+bench, bench-scale, audit, suggest.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.core.errors.UserError).
@@ -61,6 +61,8 @@ def _require_data_files(data) -> None:
         for split in ("train", "validation", "test"):
             if data.get(f"{split}_file"):
                 loader_for(Path(data[f"{split}_file"]))
+    if data.get("extra_train_file"):
+        loader_for(Path(data.extra_train_file))
 
 
 def cmd_train(args) -> int:
@@ -85,6 +87,33 @@ def cmd_train(args) -> int:
         keys = ("f1_micro", "f1_macro", "subset_accuracy") if "per_label" in t else ("accuracy",
                                                                                      "f1_macro")
         print("test: " + " ".join(f"{k}={t[k]:.4f}" for k in (*keys, "loss")))
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from textlstm.core.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    _require_data_files(cfg.data)
+    from textlstm.commands.audit import audit
+
+    out = audit(cfg, folds=args.folds, out=args.out, fast=args.fast,
+                log=lambda m: print(m, file=sys.stderr))
+    print(out)
+    return 0
+
+
+def cmd_suggest(args) -> int:
+    _require_path(args.run)
+    from textlstm.commands.suggest import suggest
+
+    rest, overrides = _split_overrides(args.rest)
+    if rest or overrides:
+        raise UserError(f"suggest got unexpected argument(s) {' '.join(rest + overrides)}; it "
+                        "takes RUN, --pool FILE, --k, --strategy, --seed, --out and --overwrite.")
+    out, n = suggest(args.run, args.pool, args.k, args.strategy, args.seed, args.out,
+                     args.overwrite, args.text_field)
+    print(f"wrote {n} texts to label to {out} ({args.strategy})")
     return 0
 
 
@@ -278,6 +307,43 @@ def _add_train(sub) -> None:
                         "same W&B run)")
     t.add_argument("overrides", nargs="*", help="config overrides key=value")
     t.set_defaults(func=cmd_train)
+
+
+def _add_audit(sub) -> None:
+    a = sub.add_parser("audit", help="find likely mislabelled training texts: out-of-fold "
+                                     "probabilities + cleanlab; writes label_issues.csv and "
+                                     "audit.html")
+    a.add_argument("--config", "-c", required=True, help="YAML config file (configs/*.yaml)")
+    a.add_argument("--folds", type=int, default=5,
+                   help="folds; each is a training run on the others (default 5)")
+    a.add_argument("--out", default=None,
+                   help="output folder (default <run_root>/<name>/audit-<timestamp>); pass an "
+                        "earlier audit's folder to resume it, finished folds are skipped")
+    a.add_argument("--fast", action="store_true",
+                   help="TF-IDF + logistic regression instead of the LSTM: seconds, not minutes")
+    a.add_argument("overrides", nargs="*", help="config overrides key=value")
+    a.set_defaults(func=cmd_audit)
+
+
+def _add_suggest(sub) -> None:
+    from textlstm.commands.suggest import STRATEGIES
+
+    s = sub.add_parser("suggest", help="rank unlabelled texts for labelling (active learning); "
+                                       "writes a CSV to fill in")
+    s.add_argument("run", help="run directory or bundle folder")
+    s.add_argument("--pool", required=True,
+                   help="unlabelled texts: .csv/.jsonl (the run's data.text_field) or .txt")
+    s.add_argument("--k", type=int, default=100, help="texts to suggest (default 100)")
+    s.add_argument("--strategy", choices=STRATEGIES, default="breaking-ties",
+                   help="breaking-ties (default): smallest gap between the top two labels "
+                        "first; entropy: most uncertain first; random: seeded shuffle")
+    s.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
+    s.add_argument("--out", default="to_label.csv", help="CSV to write (default to_label.csv)")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    s.add_argument("--text-field", default=None,
+                   help="the pool's text column (default: the run's data.text_field)")
+    s.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    s.set_defaults(func=cmd_suggest)
 
 
 def _add_evaluate(sub) -> None:
@@ -482,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", required=True)
     # one helper per verb, in the order `textlstm --help` lists them
     for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
-                _add_sweep,
+                _add_audit, _add_suggest, _add_sweep,
                 _add_report, _add_bench, _add_bench_scale, _add_export, _add_serve,
                 _add_serve_bench, _add_push, _add_prepare):
         add(sub)

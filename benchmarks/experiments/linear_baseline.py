@@ -1,9 +1,8 @@
 """TF-IDF + LinearSVC on an embedded data set's own splits, C and n-grams chosen on validation.
 
-Needs scikit-learn, which textlstm does not install (use a separate venv):
+scikit-learn comes with textlstm (`textlstm audit --fast` uses it):
 
-    python -m venv /tmp/skv && /tmp/skv/bin/pip install scikit-learn
-    /tmp/skv/bin/python benchmarks/experiments/linear_baseline.py bbc_news
+    .venv/bin/python benchmarks/experiments/linear_baseline.py bbc_news
 
 Prints every setting's validation macro-F1 and test scores, the chosen one, and the indices of
 the test texts it gets wrong (to compare with a run's errors.json).

@@ -49,6 +49,10 @@ class DataConfig:
     test_file: str | None = field(default=None, metadata={"help": (
         "test file for data.source=files; null: split off data.test_fraction of the training "
         "file")})
+    extra_train_file: str | None = field(default=None, metadata={"help": (
+        "more labelled rows (CSV, JSON Lines or Parquet, same text and label fields) appended "
+        "to the training split of any source, e.g. the file `textlstm suggest` wrote, once "
+        "labelled; validation and test are unchanged")})
     text_field: str = field(default="text", metadata={"help": (
         "column (or JSON key) that holds the text in data files and hub data sets")})
     label_field: str = field(default="label", metadata={"help": (
@@ -526,6 +530,8 @@ def validate(cfg: DictConfig) -> None:
                f"is {d.streaming_sample}; use at least 10 rows")
         _check(d.shuffle_buffer >= 1, "data.shuffle_buffer",
                f"is {d.shuffle_buffer}; it must be at least 1")
+        _check(not d.extra_train_file, "data.extra_train_file",
+               "is not supported with data.streaming=true; append its rows to data.train_file")
     _check(m.embedding.dim >= 1, "model.embedding.dim",
            f"is {m.embedding.dim}; it must be at least 1")
     for k, v in (("model.embedding.dropout", m.embedding.dropout),

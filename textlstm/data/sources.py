@@ -241,10 +241,11 @@ def _text_label_features(with_label: bool):
 
 
 def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed,
-                   multilabel: bool = False) -> DatasetDict:
+                   multilabel: bool = False, test_elsewhere: bool = False) -> DatasetDict:
     """Make the missing evaluation splits from train (stratified, duplicates grouped;
-    multi-label rows are stratified by their rarest label)."""
-    need_val, need_test = "validation" not in dd, "test" not in dd
+    multi-label rows are stratified by their rarest label). `test_elsewhere`: a test split
+    exists but was not read (`load_splits(test=False)`), so none is carved from train."""
+    need_val, need_test = "validation" not in dd, "test" not in dd and not test_elsewhere
     if need_val or need_test:
         train = dd["train"]
         strata = rarest_label_strata(train) if multilabel else iter_column(train, "label")
@@ -255,10 +256,11 @@ def _split_missing(dd: dict[str, Dataset], val_frac, test_frac, seed,
         if need_test:
             dd["test"] = train.select(idx["test"])
         dd["train"] = train.select(idx["train"])
-    for s in SPLITS:
+    kept = [s for s in SPLITS if s in dd]  # all three, unless the test split was not read
+    for s in kept:
         if len(dd[s]) == 0:
             raise UserError(f"the {s} split is empty; give more labelled rows or a {s} file.")
-    return DatasetDict({s: dd[s] for s in SPLITS})
+    return DatasetDict({s: dd[s] for s in kept})
 
 
 def load_hub(name: str, cfg, multilabel: bool = False) -> dict[str, Dataset]:
@@ -298,30 +300,49 @@ def cache_dir_for(cfg) -> str:
     return str(Path(cfg.data_dir) / "cache" / "hf")
 
 
-def load_splits(cfg, multilabel: bool = False) -> DatasetDict:
+def load_splits(cfg, multilabel: bool = False, test: bool = True) -> DatasetDict:
     """`cfg` is the `data` section of the config. Returns train/validation/test with text+label
-    (`multilabel`: label-set strings, see data/multilabel.py)."""
+    (`multilabel`: label-set strings, see data/multilabel.py), data.extra_train_file's rows
+    appended to train. `test=False` (`textlstm audit`): train and validation exactly as with
+    the test split, but the test file is never opened (a hub data set is downloaded whole,
+    so there its test split is read and dropped)."""
+    dd = _load_splits(cfg, multilabel, test)
+    if cfg.get("extra_train_file"):
+        from datasets import concatenate_datasets
+
+        path = cfg.extra_train_file
+        extra = standardize(read_file(path, cache_dir_for(cfg)), cfg.text_field, cfg.label_field,
+                            f"data file {path}", cfg.label_separator if multilabel else None,
+                            check=True)
+        dd["train"] = concatenate_datasets([dd["train"], extra])
+    return dd
+
+
+def _load_splits(cfg, multilabel: bool, test: bool) -> DatasetDict:
     src = cfg.source
     cache = cache_dir_for(cfg)
     sep = cfg.label_separator if multilabel else None
+    wanted = SPLITS if test else ("train", "validation")
     if src in EMBEDDED:
         folder = prepare_embedded(src, cfg.data_dir, cfg.validation_fraction, cfg.test_fraction,
                                   cfg.split_seed)
-        dd = {s: read_file(folder / f"{s}.jsonl", cache) for s in SPLITS}
+        dd = {s: read_file(folder / f"{s}.jsonl", cache) for s in wanted}
         if multilabel:  # one label per row, as a label set
             dd = {s: standardize(d, "text", "label", f"the {s} split", sep) for s, d in dd.items()}
         return DatasetDict(dd)
     if src == "files":
         raw = {}
-        for split in SPLITS:
+        for split in wanted:
             path = cfg.get(f"{split}_file")
             if path:
                 ds = read_file(path, cache)
                 raw[split] = standardize(ds, cfg.text_field, cfg.label_field, f"data file {path}",
                                          sep, check=split == "train")
+        elsewhere = not test and bool(cfg.get("test_file"))
     else:
         raw = {s: standardize(d, cfg.text_field, cfg.label_field, f"hub dataset split '{s}'", sep,
                               check=s == "train")
                for s, d in load_hub(src, cfg, multilabel).items()}
+        elsewhere = not test and raw.pop("test", None) is not None
     return _split_missing(raw, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed,
-                          multilabel)
+                          multilabel, test_elsewhere=elsewhere)
