@@ -45,7 +45,7 @@ test-slow: $(STAMP) ## the slow tests: DDP, kill-and-resume, full-data streaming
 test-full: $(STAMP) ## every test, slow ones included (what CI runs, in two steps)
 	$(BIN)/python -m pytest -q
 
-mutants: $(STAMP) ## break 96 behaviours one at a time; each must fail the test named for it (not in `make test`; ~20 min)
+mutants: $(STAMP) ## break every behaviour listed in scripts/mutants.py, one at a time; each must fail the test named for it (not in `make test`; ~25 min)
 	$(BIN)/python scripts/mutants.py $(ARGS)
 
 bench: $(STAMP) ## speed benchmark on both embedded data sets: prints a table, writes bench.json
