@@ -76,6 +76,7 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
         results, total = [], 0
         for k in texts_per_request:
             for c in levels:
+                settle(base)
                 level = load_level(generator, base, texts, c, k, requests_per_level,
                                    seconds_per_level)
                 total += level.pop("requests")
@@ -89,6 +90,7 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                 if n:
                     rate = max((x["requests_per_second"] for x in results
                                 if x["texts_per_request"] == 1), default=500.0)
+                    settle(base)
                     soak = soak_level(generator, base, texts, n, offset, soak_seconds, rate)
                     sent = soak.pop("requests")
                     total += sent
@@ -98,6 +100,7 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                 if rss_5000 is None:
                     rss_5000 = tree_rss_mb(server.pid)
         rss_end = tree_rss_mb(server.pid)
+        settle(base)
         fuzz = asyncio.run(fuzz_server(base, fuzz_requests))
         agreement = agreement_with_predict(base, path, texts[:agreement_texts])
     finally:
@@ -201,6 +204,19 @@ def wait_healthy(base: str, server: subprocess.Popen, seconds: float, log: str) 
             pass
         time.sleep(0.2)
     raise UserError(f"the server was not ready within {seconds:.0f} s; the machine may be busy.")
+
+
+def settle(base: str, seconds: float = 60.0) -> None:
+    """Wait until the server admits a request again: a level's generator stops with requests
+    still queued in the server, which it labels (and counts against --max-queue) after the
+    clients have gone; the next phase starts on a drained server."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if httpx.post(base + "/predict", json={"text": "ready?"}, timeout=30).status_code == 200:
+            return
+        time.sleep(0.1)
 
 
 def _get_json(url: str) -> dict:

@@ -398,7 +398,7 @@ def test_a_full_server_answers_503_with_retry_after_at_once():
             release.wait(30)
             return [{"label": "x", "probabilities": {"x": 1.0}} for _ in texts]
 
-    app = App(Slow, {"labels": ["x"]}, max_texts=5, max_chars=300, max_queue=2)
+    app = App(Slow, {"labels": ["x"]}, max_texts=5, max_chars=300, max_queue=3)
 
     async def go():
         startup = asyncio.Queue()
@@ -409,21 +409,22 @@ def test_a_full_server_answers_503_with_retry_after_at_once():
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             while (await c.get("/health")).status_code != 200:
                 await asyncio.sleep(0.01)
-            held = [asyncio.create_task(c.post("/predict", json={"text": f"t{i}"}))
-                    for i in range(2)]
-            await asyncio.sleep(0.1)
+            held = [asyncio.create_task(c.post("/predict", json={"text": "t0"})),
+                    asyncio.create_task(c.post("/predict", json={"texts": ["t1", "t2"]}))]
+            await asyncio.sleep(0.1)  # 3 texts in progress: the bound
             full = await asyncio.wait_for(c.post("/predict", json={"text": "one more"}), 5)
             bad = await c.post("/predict", json={"txt": "typo"})  # still checked first
             release.set()
             done = await asyncio.gather(*held)
-            after = await c.post("/predict", json={"text": "later"})
+            # idle again: a request larger than the bound is still admitted alone
+            after = await c.post("/predict", json={"texts": ["a", "b", "c", "d", "e"]})
         await startup.put({"type": "lifespan.shutdown"})
         await life
         return full, bad, done, after
 
     full, bad, done, after = asyncio.run(go())
     assert full.status_code == 503 and full.headers["retry-after"] == "1"
-    assert "--max-queue 2" in full.json()["error"] and full.json()["error"].endswith(".")
+    assert "3 texts in progress, --max-queue 3" in full.json()["error"]
     assert bad.status_code == 422
     assert [r.status_code for r in done] == [200, 200] and after.status_code == 200
     assert app.in_flight == 0

@@ -294,8 +294,9 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--threads", type=int, default=1,
                     help="threads per server process for the network (default 1)")
     sp.add_argument("--max-queue", type=int, default=DEFAULTS["max_queue"],
-                    help="requests in progress per server process before the server answers 503 "
-                         f"with Retry-After (default {DEFAULTS['max_queue']})")
+                    help="texts in progress per server process (a request of n texts counts "
+                         "n) past which a request gets 503 with Retry-After (default "
+                         f"{DEFAULTS['max_queue']})")
 
 
 def _add_train(sub) -> None:

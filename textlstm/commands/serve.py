@@ -14,8 +14,8 @@ from textlstm.serving.server import DEFAULT_MAX_BODY_MB, HOSTS, App, listen, mod
 
 # defaults (docs/benchmarks.md "Serving"): 1 process; batches of up to 64 requests that take
 # what is queued without waiting for more (under load they fill while the last one runs: 2.9k
-# requests/s at 8 clients against 0.9k when waiting 5 ms); 128 requests in progress, then 503
-DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 0.0, "max_queue": 128}
+# requests/s at 8 clients against 0.9k when waiting 5 ms); 512 texts in progress, then 503
+DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 0.0, "max_queue": 512}
 
 
 def check_limits(host: str, port: int, workers: int, max_batch_size: int, batch_timeout_ms: float,

@@ -8,8 +8,8 @@ app; `--workers N` processes share one listening socket, each holding its own mo
 Micro-batching: requests that arrive together are labelled in one call (up to `max_batch_size`
 requests, waiting at most `batch_timeout_ms` for a batch to fill), in one worker thread, so the
 event loop goes on reading requests while a batch runs. Admission control: at most `max_queue`
-requests are in a process at once; one more gets 503 with Retry-After at once instead of
-queuing for seconds.
+texts are in progress in a process; a request that would pass that gets 503 with Retry-After at
+once instead of queuing for seconds.
 
 Why not LitServe, which served until 2026-12 (docs/benchmarks.md "Serving"): it hands every
 request from its API process to an inference process through a multiprocessing Manager queue
@@ -175,7 +175,7 @@ class App:
         self.load, self.info_body = load, json.dumps(info).encode()
         self.max_texts, self.max_chars, self.max_body = max_texts, max_chars, max_body_mb * 2**20
         self.max_batch_size, self.timeout_s = max_batch_size, batch_timeout_ms / 1000
-        self.max_queue, self.in_flight = max_queue, 0  # one event loop: no lock needed
+        self.max_queue, self.in_flight = max_queue, 0  # texts; one event loop: no lock
         self.batcher: MicroBatcher | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -232,15 +232,18 @@ class App:
         if self.batcher is None:
             raise BadRequest(503, f"the model is still loading; retry after {RETRY_AFTER_S} s.",
                              retry)
-        if self.max_queue is not None and self.in_flight >= self.max_queue:
-            raise BadRequest(503, f"the server is busy ({self.in_flight} requests in progress, "
+        # texts, not requests, are the work: a request of 64 texts weighs 64 (one alone is
+        # always admitted into an idle process, whatever its size)
+        if self.max_queue is not None and self.in_flight and \
+                self.in_flight + len(texts) > self.max_queue:
+            raise BadRequest(503, f"the server is busy ({self.in_flight} texts in progress, "
                                   f"--max-queue {self.max_queue}); retry after "
                                   f"{RETRY_AFTER_S} s.", retry)
-        self.in_flight += 1
+        self.in_flight += len(texts)
         try:
             preds = await self.batcher.submit(texts)
         finally:
-            self.in_flight -= 1
+            self.in_flight -= len(texts)
         await _send_json(send, 200, json.dumps({"predictions": preds}).encode())
 
     async def _read(self, scope, receive) -> bytes:
