@@ -47,7 +47,7 @@ def run_serve_bench(path: str | Path, out: str | Path = "serve_bench.json",
                     requests_per_level: int = 20_000, seconds_per_level: float = 30.0,
                     soak_requests: int = 100_000, soak_seconds: float = 900.0,
                     fuzz_requests: int = 5000, agreement_texts: int = 1000,
-                    data: str | Path = "data/tweets_sentiment/test.jsonl", workers: int = 1,
+                    data: str | Path = "data/tweets_sentiment/test.jsonl", workers: int = 0,
                     max_batch_size: int = 64, batch_timeout_ms: float = 0.0,
                     threads: int = 1, startup_seconds: float = 300.0,
                     generator: str = "auto", max_queue: int | None = None) -> dict:

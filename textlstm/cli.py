@@ -283,8 +283,8 @@ def _add_server_options(sp: argparse.ArgumentParser) -> None:
     from textlstm.commands.serve import DEFAULTS
 
     sp.add_argument("--workers", type=int, default=DEFAULTS["workers"],
-                    help="server processes on one socket, each with its own model (default "
-                         f"{DEFAULTS['workers']})")
+                    help="server processes on one socket, each with its own model (default 0: "
+                         "one per usable core)")
     sp.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"],
                     help="requests labelled together at most (dynamic batching; default "
                          f"{DEFAULTS['max_batch_size']})")

@@ -12,10 +12,13 @@ from pathlib import Path
 from textlstm.core.errors import UserError
 from textlstm.serving.server import DEFAULT_MAX_BODY_MB, HOSTS, App, listen, model_info, run_workers
 
-# defaults (docs/benchmarks.md "Serving"): 1 process; batches of up to 64 requests that take
-# what is queued without waiting for more (under load they fill while the last one runs: 2.9k
-# requests/s at 8 clients against 0.9k when waiting 5 ms); 512 texts in progress, then 503
-DEFAULTS = {"workers": 1, "max_batch_size": 64, "batch_timeout_ms": 0.0, "max_queue": 512}
+# defaults (docs/benchmarks.md "Serving"): one process per usable core (workers 0; each parses,
+# tokenizes and labels, so Python's one-core-per-process limit is the bound: on 2 cores 2
+# processes answered 7.0k single-text requests/s at 32 clients against 4.4k for one); batches
+# of up to 64 requests that take what is queued without waiting for more (under load they fill
+# while the last one runs: 2.9k requests/s at 8 clients against 0.9k when waiting 5 ms); 512
+# texts in progress per process, then 503
+DEFAULTS = {"workers": 0, "max_batch_size": 64, "batch_timeout_ms": 0.0, "max_queue": 512}
 
 
 def check_limits(host: str, port: int, workers: int, max_batch_size: int, batch_timeout_ms: float,
@@ -26,7 +29,9 @@ def check_limits(host: str, port: int, workers: int, max_batch_size: int, batch_
                         "machine only, the default), 0.0.0.0 or ::.")
     if not 1024 <= port <= 65535:
         raise UserError(f"--port {port} is out of range; pick a port from 1024 to 65535.")
-    for name, value in (("--workers", workers), ("--max-batch-size", max_batch_size),
+    if workers < 0:
+        raise UserError(f"--workers is {workers}; use 0 (one per usable core) or more.")
+    for name, value in (("--max-batch-size", max_batch_size),
                         ("--max-texts", max_texts), ("--max-chars", max_chars),
                         ("--max-body-mb", max_body_mb), ("--max-queue", max_queue)):
         if value < 1:
@@ -45,6 +50,9 @@ def serve(path: str | Path, host: str = "127.0.0.1", port: int = 8000,
 
     check_limits(host, port, workers, max_batch_size, batch_timeout_ms, max_texts, max_chars,
                  max_body_mb, max_queue)
+    from textlstm.core.hardware import usable_cores
+
+    workers = workers or usable_cores()
     model = load(path, threads=threads)  # a bundle's sessions take `threads` themselves
     info = model_info(path, model)
     if info["engine"] == "torch":  # a run's network: torch is loaded already
