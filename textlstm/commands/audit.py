@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
+from textlstm.core import runfolder
 from textlstm.core.errors import UserError
 from textlstm.core.io import atomic_write, write_json, write_text
 from textlstm.training.label_audit import (
@@ -238,7 +239,7 @@ def _train_fold(cfg: DictConfig, dd, fold_of: np.ndarray, k: int, folder: Path,
     # (n_held, C), columns in the fold run's label order, then in the audit's
     p = pred.predict_proba([texts[i] for i in held]).numpy()
     p = p[:, [pred.labels.index(lab) for lab in labels]]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = runfolder.read_metrics(run_dir)
     write_json(folder / "oof.json", {"rows": held.tolist(), "labels": labels,
                                      "probabilities": p.round(6).tolist(), "run": str(run_dir),
                                      "trained_on": len(seen),
