@@ -82,6 +82,7 @@ def test_fast_audit_recovers_injected_flips_without_reading_the_test_split(tmp_p
         assert r["text"] == rows[int(r["row"])][0] and r["given_label"] == rows[int(r["row"])][1]
     page = (out / "audit.html").read_text()
     assert "Noise per class" in page and "<span title=" in page
+    assert "<th>estimated noise</th>" in page  # the per-class table itself, not its heading
     tables = {t.name.split("_0_")[0] for t in (out / "wandb").rglob("*.table.json")}
     assert tables == {"label_issues", "noise"}  # logged to W&B (offline)
 
