@@ -151,3 +151,18 @@ def test_the_source_checks_see_what_they_look_for():
                       "torch.load(p)\nraise UserError('no metrics.json here')\n")
     assert _run_file_reads(reads) == ["3: 'metrics.json'", "4: METRICS", "8: torch.load("]
     assert all(Path(ROOT / f).is_file() for f in [*WRITES_ALLOWED, *READS_ALLOWED])
+
+
+def test_scripts_that_find_the_checkout_from_their_own_path_find_it():
+    """benchmarks/ moved one level down once and four experiments kept looking for data/ in
+    benchmarks/: every `Path(__file__).resolve().parents[N]` under benchmarks/ and scripts/ must
+    be the folder that holds pyproject.toml."""
+    import re
+    found = 0
+    for path in sorted([*(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]):
+        for n in re.findall(r"Path\(__file__\)\.resolve\(\)\.parents\[(\d)\]",
+                            path.read_text(encoding="utf-8")):
+            found += 1
+            assert (path.parents[int(n)] / "pyproject.toml").is_file(), \
+                f"{path.relative_to(ROOT)}: parents[{n}] is not the checkout"
+    assert found >= 5

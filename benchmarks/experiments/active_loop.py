@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: benchmarks/experiments/ is two below it
 
 
 def _write(path: Path, rows: list[dict]) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: benchmarks/experiments/ is two below it
 sys.path.insert(0, str(ROOT))
 
 RESULTS: dict = {}

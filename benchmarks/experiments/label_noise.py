@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: benchmarks/experiments/ is two below it
 
 
 def read_jsonl(path: Path) -> list[dict]:
