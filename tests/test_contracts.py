@@ -134,12 +134,9 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
     src = tmp_path / "in.txt"
     src.write_text("".join(f"{'good' if i % 3 else 'bad'} text {i}\n" for i in range(600)))
     chunk = 50
-    real_stream = Predictor.predict_stream
-    monkeypatch.setattr(Predictor, "predict_stream",
-                        lambda self, texts, chunk_size=8192, **kw:
-                        real_stream(self, texts, chunk, **kw))
-    read = {"n": 0}
+    real_lines = Predictor.predict_lines
     held = []  # texts read but not yet written, at each written row
+    read = {"n": 0}
     real_iter = predict_mod.iter_texts
 
     def counting_iter(*a, **k):
@@ -147,15 +144,13 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
             read["n"] += 1
             yield t
 
-    real_lines = predict_mod._json_lines
-
-    def counting_lines(pairs):
-        for written, line in enumerate(real_lines(pairs)):
+    def counting_lines(self, texts, chunk_size=8192, **kw):
+        for written, line in enumerate(real_lines(self, texts, chunk_size=chunk, **kw)):
             held.append(read["n"] - written)
             yield line
 
     monkeypatch.setattr(predict_mod, "iter_texts", counting_iter)
-    monkeypatch.setattr(predict_mod, "_json_lines", counting_lines)
+    monkeypatch.setattr(Predictor, "predict_lines", counting_lines)
     out = tmp_path / "out.jsonl" if to_file else None
     n = predict_mod.predict(run, input_file=str(src), output=str(out) if out else None)
     assert n == 600 and read["n"] == 600
@@ -163,6 +158,28 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
     assert [json.loads(x)["text"] for x in lines] == [x for x in src.read_text().splitlines()]
     assert held[0] <= chunk  # the first row is written after one chunk was read, not the file
     assert max(held) <= chunk
+
+
+def test_predict_lines_are_json_dumps_of_the_answers_to_the_character():
+    """`answer_lines` writes a multi-class line from a template: it must be the very text
+    json.dumps writes of the answer, for odd texts, odd label names, ties, tiny and exact
+    probabilities."""
+    from textlstm.models.contract import Predictions, json_line
+
+    p = Predictions()
+    p.labels = ["neg", 'quo"te', "ünï\\", "tab\t"]
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=200).astype(np.float32).tolist()
+    probs += [[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [5e-07, 1e-05, 0.4999995, 0.5],
+              [0.1, 0.7, 0.1, 0.1]]
+    texts = ["plain", "", 'a "quote" \\ back', "tab\tnew\nline", "\u00e9\U0001f600", "\x00\x1f",
+             "\ud800 lone", "x" * 5000] * 30
+    texts = texts[: len(probs)]
+    want = [json_line(t, a) for t, a in zip(texts, p.answers(probs), strict=True)]
+    assert p.answer_lines(texts, probs) == want
+    p.multilabel, p.thresholds = True, [0.3] * 4
+    assert p.answer_lines(texts, probs, 1) == [
+        json_line(t, a) for t, a in zip(texts, p.answers(probs, 1), strict=True)]
 
 
 # ------------------------------------------------------------------ tokenization cache key

@@ -104,6 +104,12 @@ def test_bundle_predicts_what_its_run_predicts(bundle, tiny_run, test_texts):
     # the pipelined stream (tokenizer worker processes) gives the same rows in the same order
     streamed = list(exported.predict_stream(iter(texts), chunk_size=7, workers=2))
     assert [t for t, _ in streamed] == texts and [r for _, r in streamed] == got
+    # `predict --input`'s lines, written in the worker processes, are those rows as JSON
+    from textlstm.models.contract import json_line
+    want_lines = [json_line(t, r) for t, r in zip(texts, got, strict=True)]
+    for workers in (2, 1):
+        lines = exported.predict_lines(iter(texts), chunk_size=7, workers=workers)
+        assert list(lines) == want_lines
 
 
 def test_a_run_and_its_bundle_answer_through_one_contract(bundle, tiny_run, test_texts):
@@ -118,7 +124,7 @@ def test_a_run_and_its_bundle_answer_through_one_contract(bundle, tiny_run, test
     from textlstm.models.contract import Predictions
 
     run, exported = textlstm.load(tiny_run), textlstm.load(bundle)
-    for method in ("predict", "predict_proba", "predict_stream"):
+    for method in ("predict", "predict_proba", "predict_stream", "predict_lines"):
         want = list(inspect.signature(getattr(Predictions, method)).parameters)[1:]  # no self
         for p in (run, exported):
             assert isinstance(p, Predictions) and all(

@@ -5,9 +5,7 @@ Input files are read, labelled and written a chunk at a time (constant memory, a
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from textlstm.core.errors import UserError
@@ -35,7 +33,7 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
                         "choose another name.")
     pred = load(run_dir, overrides)
     source = iter_texts(Path(input_file), pred.text_field) if input_file else texts
-    lines = _json_lines(pred.predict_stream(source, min_labels=min_labels))
+    lines = pred.predict_lines(source, min_labels=min_labels)
     n = 0
     if not output:
         for line in lines:
@@ -54,7 +52,3 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
     print(f"wrote {n} predictions to {output}", file=sys.stderr)
     return n
 
-
-def _json_lines(pairs: Iterable[tuple[str, dict]]) -> Iterator[str]:
-    for text, row in pairs:
-        yield json.dumps({"text": text, **row}, ensure_ascii=False) + "\n"

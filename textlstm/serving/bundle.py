@@ -113,16 +113,29 @@ def encode_flat(texts: list[str], vocab: Vocab, lowercase: bool, max_length: int
     return flat, lengths
 
 
-# ---------------------------------------------------------------- tokenizer worker processes
+# ---------------------------------------------------------------- worker processes
+# A stream's chunks are labelled whole in worker processes, one per core: each tokenizes its
+# chunk and runs the network on it on one onnxruntime thread, and the main process only reads
+# texts and writes answers. Splitting the stages instead (workers tokenize, the main process
+# runs the network on all cores) reached 53 % of the floor on 2 cores: the network is the
+# larger cost of the two and ran in one process that could not keep two cores busy.
 _WORKER: dict = {}
 
 
-def _worker_init(itos: list[str], lowercase: bool, max_length: int) -> None:
-    _WORKER.update(vocab=Vocab(itos), lowercase=lowercase, max_length=max_length)
+def _worker_init(folder: str, overrides: list[str] | None) -> None:
+    _WORKER["bundle"] = BundlePredictor(folder, overrides, threads=1)
 
 
-def _worker_encode(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    return encode_flat(texts, _WORKER["vocab"], _WORKER["lowercase"], _WORKER["max_length"])
+def _in_worker(work, *args):
+    return work(_WORKER["bundle"], *args)
+
+
+def _proba(b: BundlePredictor, texts: list[str]) -> np.ndarray:
+    return b.predict_proba(texts)
+
+
+def _lines(b: BundlePredictor, texts: list[str], min_labels: int) -> list[str]:
+    return b.answer_lines(texts, b.predict_proba(texts).tolist(), min_labels)
 
 
 class BundlePredictor(Predictions):
@@ -137,6 +150,7 @@ class BundlePredictor(Predictions):
     def __init__(self, folder: str | Path, overrides: list[str] | None = None, threads: int = 0):
         folder = Path(folder)
         self.folder = folder
+        self.overrides = overrides
         spacy_module(torch_free=True)  # before anything else can import spaCy (and with it torch)
         self.meta = read_meta(folder)
         s = _settings(self.meta, overrides)
@@ -195,42 +209,52 @@ class BundlePredictor(Predictions):
                        workers: int | None = None) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable, in order, a bounded number of chunks held.
 
-        Tokenizing (spaCy, holds the GIL) costs several times the int8 network here, so on
-        more than one core the chunks are tokenized in worker processes while this process
-        runs onnxruntime (which releases the GIL) on the chunks already encoded. A stream that
-        fits one chunk never starts a worker."""
+        spaCy holds the GIL, so on more than one core each chunk is labelled whole (tokenized,
+        then the network on one onnxruntime thread) in one of `workers` processes while this
+        process reads texts and hands out answers. A stream that fits one chunk never starts a
+        worker."""
+        def finish(part: list[str], probs: np.ndarray) -> Iterator[tuple[str, dict]]:
+            return zip(part, self.answers(probs.tolist(), min_labels), strict=True)
+
+        yield from self._labelled(texts, chunk_size, workers, _proba, (), finish)
+
+    def predict_lines(self, texts: Iterable[str], min_labels: int = 0, chunk_size: int = 2048,
+                      workers: int | None = None) -> Iterator[str]:
+        """`predict --input`'s JSON lines, pipelined as `predict_stream`, the lines written in
+        the workers too: this process only reads texts and passes lines on."""
+        yield from self._labelled(texts, chunk_size, workers, _lines, (min_labels,),
+                                  lambda part, lines: lines)
+
+    def _labelled(self, texts: Iterable[str], chunk_size: int, workers: int | None, work,
+                  args: tuple, finish) -> Iterator:
         parts = chunks(texts, chunk_size)
         first = next(parts, None)
         if first is None:
             return
         second = next(parts, None)
         workers = usable_cores() if workers is None else workers
+        parts = _prepend([first, *([second] if second else [])], parts)
         if second is None or workers < 2:
-            yield from self.predict_chunks(_prepend([first, *([second] if second else [])],
-                                                    parts), min_labels)
+            for part in parts:  # the same work, in this process
+                check_texts(part)
+                yield from finish(part, work(self, part, *args))
             return
-        yield from self._pipelined(_prepend([first, second], parts), workers, min_labels)
-
-    def _pipelined(self, parts: Iterator[list[str]], workers: int, min_labels: int
-                   ) -> Iterator[tuple[str, dict]]:
         # fork: a bundle process holds no torch, and a forked worker is ready in milliseconds
-        # (spawn would re-import spaCy, ~1 s); the workers only ever tokenize
+        # (spawn would re-import spaCy, ~1 s); each worker opens its own onnxruntime session
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         ctx = multiprocessing.get_context(method)
-        init = (self.vocab.itos, self.lowercase, self.max_length)
+        init = (str(self.folder), self.overrides)
         with ctx.Pool(workers, initializer=_worker_init, initargs=init) as pool:
             pending: deque = deque()
             for part in parts:
                 check_texts(part)
-                pending.append((part, pool.apply_async(_worker_encode, (part,))))
+                pending.append((part, pool.apply_async(_in_worker, (work, part, *args))))
                 if len(pending) > 2 * workers:  # bounded: constant memory on any input size
-                    yield from self._finish(*pending.popleft(), min_labels)
+                    part, result = pending.popleft()
+                    yield from finish(part, result.get())
             while pending:
-                yield from self._finish(*pending.popleft(), min_labels)
-
-    def _finish(self, part: list[str], result, min_labels: int) -> Iterator[tuple[str, dict]]:
-        probs = self.proba_from_logits(self.logits_from_flat(*result.get()))
-        return zip(part, self.answers(probs.tolist(), min_labels), strict=True)
+                part, result = pending.popleft()
+                yield from finish(part, result.get())
 
     def info(self) -> dict:
         """What a server's /info shows."""
