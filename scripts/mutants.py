@@ -44,6 +44,14 @@ class Mutant:
 
 C = "tests/test_contracts.py::"
 M = [
+    # ---- predict --input's lines, written from a template
+    Mutant("textlstm/models/contract.py", '{round(p, 6)!r}', '{round(p, 5)!r}',
+           C + "test_predict_lines_are_json_dumps_of_the_answers_to_the_character",
+           "predict's JSON lines round probabilities to 5 places, not the answers' 6"),
+    Mutant("textlstm/serving/bundle.py", "return b.answer_lines(texts, b.predict_proba(texts).tolist(), min_labels)",
+           "return b.answer_lines(texts, b.predict_proba(texts).tolist()[::-1], min_labels)",
+           "tests/test_export.py::test_bundle_predicts_what_its_run_predicts",
+           "a worker's lines pair texts with another text's probabilities"),
     # ---- learning, data, vocabulary
     Mutant("textlstm/training/module.py", 'loss = self.criterion(logits, batch["labels"])',
            'loss = self.criterion(logits, batch["labels"][torch.randperm(len(batch["labels"]))] '
