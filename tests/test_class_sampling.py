@@ -129,3 +129,18 @@ def test_class_balanced_sampling_learns_classes_with_two_or_three_texts(zipf_fil
     balanced = _rare_recall(zipf_files, "balanced")
     assert all(r > 0.3 for r in balanced.values()), (balanced, plain)
     assert sum(plain.values()) < sum(balanced.values()), (balanced, plain)
+
+
+def test_every_ddp_rank_takes_its_share_of_the_same_draw(monkeypatch):
+    """Each rank computes the same weighted plan (same seed and epoch) and takes every
+    world-th batch, so the ranks' batches together are the single-process epoch."""
+    labels = np.repeat(np.arange(3), COUNTS)
+    w = class_sampling_weights(labels, "sqrt")
+    lengths = np.arange(len(labels)) % 40 + 1
+    single = BucketBatchSampler(lengths, 16, seed=2, weights=w).batches()
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(BucketBatchSampler, "_world", staticmethod(lambda r=rank: (r, 2)))
+        shares.append(BucketBatchSampler(lengths, 16, seed=2, weights=w).batches())
+    assert len(shares[0]) == len(shares[1])
+    assert {tuple(b) for b in shares[0] + shares[1]} == {tuple(b) for b in single}
