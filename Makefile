@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train test test-fast test-slow test-full mutants bench bench-scale serve-bench sweep lint clean
+.PHONY: help install data standins baseline train test test-fast test-slow test-full mutants bench bench-scale serve-bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +30,16 @@ install: $(STAMP) ## build .venv (torch pinned first, then textlstm, then the da
 
 data: $(STAMP) ## prepare the embedded data sets under data/ (only what is missing)
 	$(BIN)/textlstm prepare bbc_news tweets_sentiment
+
+standins: $(STAMP) ## write the stand-in data sets under data/standins/ (tweets and Debian's package index; ARGS="--only NAME")
+	$(BIN)/textlstm prepare tweets_sentiment
+	$(BIN)/python benchmarks/experiments/standins.py data/standins $(ARGS)
+
+# an embedded source's name or a folder with train/validation/test.jsonl
+DATA    ?= bbc_news
+
+baseline: $(STAMP) ## TF-IDF + LinearSVC on DATA's own splits (DATA=bbc_news or a folder such as data/standins/sms-like), as JSON
+	$(BIN)/python benchmarks/experiments/linear_baseline.py $(DATA) --json
 
 train: $(STAMP) ## train CONFIG (default configs/bbc_news.yaml) with ARGS overrides, test, report
 	$(BIN)/textlstm train --config $(CONFIG) $(ARGS)

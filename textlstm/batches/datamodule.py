@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from textlstm.batches.collate import collate
 from textlstm.batches.recipe import pick as pick_recipe
-from textlstm.batches.sampler import BucketBatchSampler
+from textlstm.batches.sampler import BucketBatchSampler, class_sampling_weights
 from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, count_tokens, iter_column, token_counts
 from textlstm.data.multilabel import decode, label_set, multi_hot
@@ -198,6 +198,8 @@ class TextDataModule(L.LightningDataModule):
             shuffle=train,
             seed=self.seed,
             exact=train and self.cfg.bucketing == "exact",
+            weights=(class_sampling_weights(column_array(ds, "label_id"), self.cfg.class_sampling)
+                     if train and self.cfg.class_sampling != "none" else None),
         )
         trainer = getattr(self, "trainer", None)
         epoch = trainer.current_epoch if trainer is not None else 0

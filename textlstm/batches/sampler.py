@@ -10,6 +10,28 @@ from torch.utils.data import Sampler
 
 from textlstm.core.hardware import rank_and_world
 
+# `data.class_sampling`: a text of a class with n_c training texts is drawn with probability
+# proportional to n_c ** -q, so a class's share of an epoch is proportional to n_c ** (1 - q):
+# q = 0 is the plain shuffle, 0.5 square-root and 1 class-balanced sampling (every class equally
+# often), the three re-sampling rules of Kang et al. 2020, "Decoupling Representation and
+# Classifier for Long-Tailed Recognition". Re-sampling, not a re-weighted loss: the existing
+# `model.class_weights=balanced` already weights the loss, and a class with 2 texts weighted
+# 200x makes a few huge, noisy steps, while drawing it more often spreads the same emphasis over
+# many ordinary batches (and it composes with any loss, the token budget and DDP unchanged).
+CLASS_SAMPLING = {"none": 0.0, "sqrt": 0.5, "balanced": 1.0}
+
+
+def class_sampling_weights(label_ids, rule: str) -> np.ndarray | None:
+    """Each text's draw probability under `rule` (a key of CLASS_SAMPLING), summing to 1; None
+    for `none` (the plain permutation)."""
+    q = CLASS_SAMPLING[rule]
+    if q == 0.0:
+        return None
+    label_ids = np.asarray(label_ids, dtype=np.int64)
+    counts = np.bincount(label_ids)
+    w = counts[label_ids].astype(np.float64) ** -q
+    return w / w.sum()
+
 
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length, so little of each batch is padding.
@@ -21,7 +43,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     (fairseq's max-tokens and max-sentences, together). Deterministic for a given (seed,
     epoch); call `set_epoch` (Lightning does, through `.sampler`) to reshuffle. Without
     shuffle the order is simply sorted by length. With `exact`, every batch holds texts of one
-    length (zero padding; see `make bench`).
+    length (zero padding; see `make bench`). With `weights` (a draw probability per text,
+    `class_sampling_weights`) an epoch is len(lengths) texts drawn with replacement by those
+    probabilities instead of a permutation, then bucketed the same way.
 
     An epoch's plan is two numpy arrays (the indices in batch order and where each batch
     starts), about 16 bytes per text: a corpus of millions of texts never becomes Python lists
@@ -30,7 +54,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __init__(self, lengths, batch_size: int, max_tokens: int | None = None,
                  shuffle: bool = True, seed: int = 0, bucket_factor: int = 50,
-                 drop_last: bool = False, exact: bool = False, even_shards: bool | None = None):
+                 drop_last: bool = False, exact: bool = False, even_shards: bool | None = None,
+                 weights: np.ndarray | None = None):
         # an empty text is one <unk>
         self.lengths = np.maximum(np.asarray(lengths, dtype=np.int32), 1)
         self.batch_size = batch_size
@@ -41,6 +66,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         # batches of one length only: no padding, at the price of more short batches
         self.exact = exact
+        self.weights = weights  # per-text draw probabilities (data.class_sampling); shuffle only
         # under torch.distributed every rank computes the same plan (same seed and epoch) and
         # takes every world_size-th batch. Training needs the same number of batches on every
         # rank (or DDP's all-reduce hangs), so it repeats a few from the start; evaluation must
@@ -86,7 +112,10 @@ class BucketBatchSampler(Sampler[list[int]]):
             bounds = np.append(starts, n)
             return order, bounds, np.arange(len(starts))
         rng = np.random.default_rng((self.seed, self.epoch))
-        perm = rng.permutation(n).astype(np.int32)  # int32 indices: 4 bytes per text
+        if self.weights is None:
+            perm = rng.permutation(n).astype(np.int32)  # int32 indices: 4 bytes per text
+        else:  # the same epoch size, drawn with replacement (every rank draws the same plan)
+            perm = rng.choice(n, size=n, replace=True, p=self.weights).astype(np.int32)
         lens = self.lengths[perm]
         if self.exact:  # group the shuffled indices by length (stable: shuffled within a length)
             by_len = np.argsort(lens, kind="stable")

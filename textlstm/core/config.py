@@ -107,6 +107,10 @@ class DataConfig:
     bucketing: str = field(default="sorted", metadata={"help": (
         "sorted: similar lengths per batch; exact: equal lengths (no padding); streaming needs "
         "sorted")})
+    class_sampling: str = field(default="none", metadata={"help": (
+        "how training texts are drawn each epoch: none (each once, shuffled) | sqrt (a text of a "
+        "class with n texts drawn with probability ~ n^-0.5, with replacement) | balanced "
+        "(~ 1/n: every class equally often); for rare classes, textlstm/batches/sampler.py")})
     num_workers: int = field(default=0, metadata={"help": (
         "DataLoader worker processes that build batches; 0: in the training process")})
     num_proc: int = field(default=0, metadata={"help": (
@@ -520,6 +524,14 @@ def validate(cfg: DictConfig) -> None:
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
     _check(d.bucketing in ("sorted", "exact"), "data.bucketing",
            f"is '{d.bucketing}'; use sorted or exact")
+    _check(d.class_sampling in ("none", "sqrt", "balanced"), "data.class_sampling",
+           f"is '{d.class_sampling}'; use none, sqrt or balanced")
+    if d.class_sampling != "none":
+        # a multi-label text has no single class to count; a stream cannot be drawn from
+        _check(cfg.task != "multilabel", "data.class_sampling",
+               "needs task=multiclass; use model.class_weights=balanced for task=multilabel")
+        _check(not d.streaming, "data.class_sampling",
+               "needs the prepared data path; set data.streaming=false or data.class_sampling=none")
     _check(d.num_proc >= 0, "data.num_proc",
            f"is {d.num_proc}; use 0 (one per usable core) or more")
     if d.streaming:
