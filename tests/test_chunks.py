@@ -296,3 +296,38 @@ def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):
     cfg.trainer.max_minutes = None
     trainer, _ = build_trainer(cfg, tmp_path / "b")
     assert not any(isinstance(c, Timer) for c in trainer.callbacks)
+
+
+def test_a_run_with_regions_reloads_explains_and_exports(small_csvs, tmp_path):
+    """A real tiny chunked run with model.regions=3: config.yaml keeps the key, the reloaded
+    network has the wider head and reads each document the same alone or in a batch, `explain`
+    gives one attribution per token, and the export's own check (ONNX against the run) passes."""
+    import textlstm
+    from tests.conftest import ROOT, run_cli
+    from textlstm.commands.train import train
+    from textlstm.serving.export import export_run
+
+    cfg = load_config(ROOT / "configs" / "auto.yaml", [
+        f"data.train_file={small_csvs / 'train.csv'}",
+        f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+        "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+        "model.embedding.vectors=null", "model.embedding.dim=16", "model.encoder.hidden_size=8",
+        "data.min_freq=1", "trainer.max_epochs=1", "trainer.progress_bar=false",
+        "wandb.mode=disabled", "data.chunk_length=24", "model.regions=3"])
+    run = train(cfg)
+    assert OmegaConf.load(run / "config.yaml").model.regions == 3
+    pred = textlstm.load(run)
+    assert pred.net.pooling.regions == 3 and pred.net.head[-1].in_features == 3 * 16
+    texts = [" ".join(["market"] * 70), "a", " ".join(["match goal"] * 20)]
+    together = pred.predict(texts)
+    for text, row in zip(texts, together, strict=True):
+        alone = pred.predict([text])[0]
+        for k, v in row["probabilities"].items():
+            assert abs(alone["probabilities"][k] - v) < 1e-5
+    code, out, err = run_cli("explain", run, "Shares rose after strong results", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert len(r["tokens"]) == len(r["attributions"]) == 5
+    check = export_run(run, tmp_path / "bundle", log=lambda _m: None)  # raises if it fails
+    assert check["max_abs_logit_diff"] <= 1e-4 and check["argmax_agreement"] == 1.0
