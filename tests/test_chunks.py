@@ -55,6 +55,21 @@ def test_a_document_alone_or_in_a_batch_gives_the_same_logits(pooling, chunk_poo
     assert torch.allclose(together, alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("regions", [2, 3, 7])
+def test_a_document_alone_or_in_a_batch_gives_the_same_logits_with_regions(regions):
+    """model.regions: pieces come from each document's own length, so neither padding nor a
+    longer neighbour (which sends the batch down the window path) moves them; 1 and 2 tokens
+    are fewer than K."""
+    net, _ = _net(f"model.regions={regions}")
+    ids, lengths = _batch([3, 32, 9, 20, 8, 1, 2], T=32)
+    with torch.no_grad():
+        together = net(ids, lengths)
+        alone = torch.cat([net(ids[i:i + 1, :n], lengths[i:i + 1])
+                           for i, n in enumerate(lengths.tolist())])
+    assert torch.isfinite(together).all()
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
 def test_every_window_counts_and_nothing_past_max_length_does():
     net, cfg = _net()
     assert cfg.data.max_length == 8 + 4 * 6  # what 5 windows of 8 overlapping by 2 cover
@@ -113,6 +128,8 @@ def test_chunked_network_trains_and_attributes_per_token():
     ("trainer.average_from_epoch=0", "trainer.average_from_epoch"),
     ("optim.adversarial_eps=-1", "optim.adversarial_eps"),
     ("model.pooling=maxmean", "model.pooling"),
+    ("model.regions=0", "model.regions"),
+    ("model.regions=2.5", "model.regions"),
 ])
 def test_bad_chunk_settings_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace(".", r"\.")):
@@ -234,6 +251,38 @@ def test_a_long_document_is_its_windows_encoded_apart_and_pooled():
         assert torch.allclose(net(ids, lengths), by_hand, atol=1e-6)
 
 
+def test_regions_of_a_long_document_are_cut_from_its_whole_length_across_windows():
+    """The window path with model.regions by hand: each window encoded on its own, then piece
+    k of the document (positions floor(kn/K) to ceil((k+1)n/K) - 1 of the whole document, n =
+    20) is the max over those positions' states in every window that holds them."""
+    net, _ = _net("model.regions=3")  # windows of 8 tokens starting every 6
+    ids, lengths = _batch([20])
+    with torch.no_grad():
+        x = net.embedding(ids)  # (1, 20, E)
+        by_piece = [[], [], []]
+        for start in (0, 6, 12):
+            w = x[:, start:start + 8]
+            states, _ = net.encoder(w, torch.tensor([w.size(1)]))  # (1, 8, D)
+            for k, (a, b) in enumerate(((0, 7), (6, 14), (13, 20))):  # pieces of 20 tokens
+                lo, hi = max(a, start), min(b, start + 8)
+                if lo < hi:
+                    by_piece[k].append(states[0, lo - start:hi - start])
+        pooled = torch.cat([torch.cat(p).amax(0) for p in by_piece]).unsqueeze(0)  # (1, 3D)
+        assert torch.allclose(net(ids, lengths), net.head(pooled), atol=1e-6)
+
+
+def test_regions_need_max_pooling_and_say_so_in_one_line():
+    for overrides in (["model.regions=2", "model.pooling=mean"],
+                      ["model.regions=2", "model.chunk_pooling=attention"]):
+        with pytest.raises(UserError, match=r"model\.regions' is 2, which .*model\.regions=1"):
+            load_config(None, [*CHUNKS, *overrides])
+    load_config(None, ["model.regions=2", "model.chunk_pooling=mean"])  # no windows: fine
+    from tests.conftest import run_cli
+    code, out, err = run_cli("train", "--config", "configs/auto.yaml", "model.regions=2",
+                             "model.pooling=attention")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "model.pooling=max" in err
+
+
 def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):
     from lightning.pytorch.callbacks import Timer
 
@@ -247,3 +296,38 @@ def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):
     cfg.trainer.max_minutes = None
     trainer, _ = build_trainer(cfg, tmp_path / "b")
     assert not any(isinstance(c, Timer) for c in trainer.callbacks)
+
+
+def test_a_run_with_regions_reloads_explains_and_exports(small_csvs, tmp_path):
+    """A real tiny chunked run with model.regions=3: config.yaml keeps the key, the reloaded
+    network has the wider head and reads each document the same alone or in a batch, `explain`
+    gives one attribution per token, and the export's own check (ONNX against the run) passes."""
+    import textlstm
+    from tests.conftest import ROOT, run_cli
+    from textlstm.commands.train import train
+    from textlstm.serving.export import export_run
+
+    cfg = load_config(ROOT / "configs" / "auto.yaml", [
+        f"data.train_file={small_csvs / 'train.csv'}",
+        f"data.validation_file={small_csvs / 'validation.csv'}",
+        f"data.test_file={small_csvs / 'test.csv'}", "data.text_field=review",
+        "data.label_field=stars", f"data.data_dir={tmp_path / 'data'}", f"run_root={tmp_path}",
+        "model.embedding.vectors=null", "model.embedding.dim=16", "model.encoder.hidden_size=8",
+        "data.min_freq=1", "trainer.max_epochs=1", "trainer.progress_bar=false",
+        "wandb.mode=disabled", "data.chunk_length=24", "model.regions=3"])
+    run = train(cfg)
+    assert OmegaConf.load(run / "config.yaml").model.regions == 3
+    pred = textlstm.load(run)
+    assert pred.net.pooling.regions == 3 and pred.net.head[-1].in_features == 3 * 16
+    texts = [" ".join(["market"] * 70), "a", " ".join(["match goal"] * 20)]
+    together = pred.predict(texts)
+    for text, row in zip(texts, together, strict=True):
+        alone = pred.predict([text])[0]
+        for k, v in row["probabilities"].items():
+            assert abs(alone["probabilities"][k] - v) < 1e-5
+    code, out, err = run_cli("explain", run, "Shares rose after strong results", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert len(r["tokens"]) == len(r["attributions"]) == 5
+    check = export_run(run, tmp_path / "bundle", log=lambda _m: None)  # raises if it fails
+    assert check["max_abs_logit_diff"] <= 1e-4 and check["argmax_agreement"] == 1.0

@@ -303,13 +303,16 @@ def test_a_bundle_of_another_architecture_version_is_refused(bundle, tmp_path):
     assert f"architecture version {ARCH_VERSION + 1}" in err
 
 
-@pytest.mark.parametrize("pooling,chunk_pooling,overlap", [
-    ("max", "max", 0), ("mean", "attention", 2), ("last", "mean", 3), ("max_mean", "max", 1)])
+@pytest.mark.parametrize("pooling,chunk_pooling,overlap,regions", [
+    ("max", "max", 0, 1), ("mean", "attention", 2, 1), ("last", "mean", 3, 1),
+    ("max_mean", "max", 1, 1), ("max", "max", 2, 3), ("max", "max", 0, 5)])
 def test_a_chunked_network_exports_with_the_same_logits(pooling, chunk_pooling, overlap,
-                                                        tmp_path):
+                                                        regions, tmp_path):
     """model.long_text=chunks: the exported graph gives every document data.max_chunks windows
     and masks the ones it lacks; onnxruntime must match the network on documents of one
-    window, several, and the longest the bundle feeds, in one batch."""
+    window, several, and the longest the bundle feeds, in one batch (with model.regions, the
+    pieces cut from each document's length in the graph too; 1 and 2 tokens are fewer than
+    5 pieces)."""
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -321,6 +324,7 @@ def test_a_chunked_network_exports_with_the_same_logits(pooling, chunk_pooling, 
     cfg = load_config(None, ["model.long_text=chunks", "data.chunk_length=8",
                              f"data.chunk_overlap={overlap}", "data.max_chunks=4",
                              f"model.pooling={pooling}", f"model.chunk_pooling={chunk_pooling}",
+                             f"model.regions={regions}",
                              "model.embedding.dim=8", "model.encoder.hidden_size=6"])
     torch.manual_seed(0)
     net = TextClassifier(60, 3, cfg.model, chunking(cfg)).eval()
@@ -328,6 +332,35 @@ def test_a_chunked_network_exports_with_the_same_logits(pooling, chunk_pooling, 
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     rng = np.random.default_rng(0)
     for lens in ([3, cfg.data.max_length, 9, 20, 8, 1], [2, 5]):
+        ids = np.zeros((len(lens), max(lens)), np.int64)  # (B, T)
+        for i, n in enumerate(lens):
+            ids[i, :n] = rng.integers(2, 60, n)
+        lengths = np.array(lens, np.int64)
+        with torch.no_grad():
+            ref = net(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+        got = session.run(None, {"ids": ids, "lengths": lengths})[0]
+        assert np.abs(ref - got).max() < 1e-5
+
+
+def test_a_network_with_regions_exports_with_the_same_logits(tmp_path):
+    """model.regions without windows: the piece bounds are traced from `lengths` (arange
+    comparisons), so one graph serves every length and batch."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from textlstm.core.config import load_config
+    from textlstm.models.classifier import TextClassifier
+    from textlstm.serving.export import write_onnx
+
+    cfg = load_config(None, ["model.regions=4", "model.embedding.dim=8",
+                             "model.encoder.hidden_size=6"])
+    torch.manual_seed(0)
+    net = TextClassifier(60, 3, cfg.model).eval()
+    write_onnx(net, tmp_path / "m.onnx", 17)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    rng = np.random.default_rng(0)
+    for lens in ([3, 40, 9, 1, 2], [7], [13, 13]):
         ids = np.zeros((len(lens), max(lens)), np.int64)  # (B, T)
         for i, n in enumerate(lens):
             ids[i, :n] = rng.integers(2, 60, n)

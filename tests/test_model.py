@@ -1,5 +1,6 @@
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from textlstm.core.config import POOLINGS, load_config
 from textlstm.models.classifier import TextClassifier
@@ -120,3 +121,73 @@ def test_predictions_run_the_rnn_in_full_fp32():
     Predictor(net, vocab, ["a", "b"], cfg).predict(["profits rose", "the band played"])
     assert seen and not any(seen)
     assert torch.backends.cudnn.allow_tf32  # training (and everything else) keeps the default
+
+
+def _states(lengths, T, D=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(len(lengths), T, D, generator=g), torch.tensor(lengths)
+
+
+def test_region_pooling_is_adaptive_max_pooling_over_each_texts_own_length():
+    """model.regions=K: piece k of a text of n tokens is positions floor(kn/K) to
+    ceil((k+1)n/K) - 1 of that text (AdaptiveMaxPool1d's bounds, on the text alone, never on
+    the padded T); texts shorter than K still give K finite pieces."""
+    states, lengths = _states([10, 2, 1, 7, 4], T=13)
+    pool = Pooling("max", 3, regions=4)
+    assert pool.get_output_dim() == 12
+    out = pool(states, lengths, None)  # (B, 4 x 3)
+    assert out.shape == (5, 12) and torch.isfinite(out).all()
+    for i, n in enumerate(lengths.tolist()):
+        alone = torch.nn.AdaptiveMaxPool1d(4)(states[i, :n].T.unsqueeze(0))[0]  # (D, K)
+        assert torch.equal(out[i], alone.T.reshape(-1)), n
+
+
+def test_regions_keep_where_in_the_text_a_feature_is():
+    """A strong feature early in a text lands in the first piece's slots, the same feature late
+    in it in the last piece's: plain max pooling cannot tell the two apart."""
+    early, late = torch.zeros(1, 12, 2), torch.zeros(1, 12, 2)
+    early[0, 1, 0] = late[0, 9, 0] = 5.0
+    lengths = torch.tensor([10])  # position 9 is the text's last token; 10, 11 are padding
+    pool = Pooling("max", 2, regions=2)
+    assert pool(early, lengths, None).tolist() == [[5.0, 0.0, 0.0, 0.0]]
+    assert pool(late, lengths, None).tolist() == [[0.0, 0.0, 5.0, 0.0]]
+    assert torch.equal(Pooling("max", 2)(early, lengths, None),
+                       Pooling("max", 2)(late, lengths, None))
+
+
+def test_one_region_is_todays_network_bit_for_bit():
+    """model.regions=1 (the default) and a config saved before the key existed build the same
+    parameters and the same logits, bit for bit, and its pooling is the plain masked max."""
+    states, lengths = _states([9, 4, 1], T=9)
+    mask = torch.arange(9).unsqueeze(0) < lengths.unsqueeze(1)
+    plain = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+    assert torch.equal(Pooling("max", 3, regions=1)(states, lengths, None), plain)
+    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6"])
+    assert cfg.model.regions == 1
+    old = OmegaConf.to_container(cfg.model)
+    del old["regions"]
+    old = OmegaConf.create(old)
+    torch.manual_seed(0)
+    net = TextClassifier(50, 3, cfg.model).eval()
+    torch.manual_seed(0)
+    before = TextClassifier(50, 3, old).eval()
+    assert {k: v.shape for k, v in net.state_dict().items()} == \
+        {k: v.shape for k, v in before.state_dict().items()}
+    ids = torch.tensor([[5, 6, 7, 8, 9], [9, 4, 0, 0, 0]])
+    with torch.no_grad():
+        assert torch.equal(net(ids, torch.tensor([5, 2])), before(ids, torch.tensor([5, 2])))
+
+
+def test_regions_widen_the_head_and_never_depend_on_padding():
+    cfg = load_config(None, ["model.embedding.dim=8", "model.encoder.hidden_size=6",
+                             "model.regions=3", "model.head.hidden_size=5"])
+    torch.manual_seed(0)
+    net = TextClassifier(50, 3, cfg.model).eval()
+    assert net.head[1].in_features == 3 * 12  # K x (2 directions x 6 units)
+    with torch.no_grad():
+        for ids in ([5, 6, 7, 8], [5, 6], [7]):  # 2 and 1 tokens: shorter than K
+            alone = net(torch.tensor([ids]), torch.tensor([len(ids)]))
+            padded = net(torch.tensor([ids + [0] * (9 - len(ids)), [9] * 9]),
+                         torch.tensor([len(ids), 9]))
+            assert torch.isfinite(alone).all()
+            assert torch.allclose(alone, padded[:1], atol=1e-6), ids

@@ -176,6 +176,12 @@ class ModelConfig:
     pooling: str = field(default="max", metadata={"help": (
         "how the encoder's outputs become one vector per text: last (final states) | max | mean "
         "(over real tokens) | max_mean (both, joined) | attention (learned weights)")})
+    regions: int = field(default=1, metadata={"help": (
+        "region max pooling: cut each text (with model.long_text=chunks, the whole document "
+        "across its windows) into this many contiguous pieces by its own length, max-pool each "
+        "and join them, so where a feature appears is kept (Johnson and Zhang 2016); the "
+        "pooled vector is this many times wider; needs model.pooling=max (and "
+        "model.chunk_pooling=max with windows); 1: one max over the whole text")})
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": (
         "the classifier on top of the pooled vector")})
     class_weights: Any = field(default="none", metadata={"help": (
@@ -566,6 +572,7 @@ def validate(cfg: DictConfig) -> None:
            f"is '{m.long_text}'; use truncate, chunks or auto")
     _check(m.chunk_pooling in ("max", "mean", "attention"), "model.chunk_pooling",
            f"is '{m.chunk_pooling}'; use max, mean or attention")
+    _validate_regions(m)
     if d.streaming:  # auto decisions read the whole training split's lengths first
         for key, value in (("model.long_text", m.long_text), ("data.chunk_length", d.chunk_length),
                            ("data.batch_size", d.batch_size),
@@ -591,6 +598,22 @@ def validate(cfg: DictConfig) -> None:
     _validate_trainer(cfg.trainer)
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
+
+
+def _validate_regions(m) -> None:
+    """model.regions: a whole number from 1; pieces are max-pooled, so other poolings (and, over
+    windows, other chunk poolings, which would not give one pass's numbers) are refused."""
+    k = m.get("regions", 1)
+    _check(_is_int(k) and k >= 1, "model.regions",
+           f"is {k}; use a whole number of pieces, 1 (off) or more")
+    if k == 1:
+        return
+    _check(m.pooling == "max", "model.regions",
+           f"is {k}, which max-pools each piece and needs model.pooling=max (it is "
+           f"'{m.pooling}'); set model.pooling=max or model.regions=1")
+    _check(m.long_text == "truncate" or m.chunk_pooling == "max", "model.regions",
+           f"is {k}, which needs model.chunk_pooling=max to join a document's windows exactly "
+           f"(it is '{m.chunk_pooling}'); set model.chunk_pooling=max or model.regions=1")
 
 
 def _validate_trainer(t) -> None:

@@ -39,7 +39,9 @@ class TextClassifier(nn.Module):
         self.embedding_dropout = nn.Dropout(e.dropout)
         self.word_dropout = float(e.get("word_dropout", 0.0))  # configs from before it: 0
         self.encoder = build_encoder(e.dim, cfg.encoder)
-        self.pooling = Pooling(cfg.pooling, self.encoder.get_output_dim())
+        # model.regions: K pieces of each document max-pooled apart (configs from before it: 1)
+        self.pooling = Pooling(cfg.pooling, self.encoder.get_output_dim(),
+                               regions=int(cfg.get("regions", 1)))
         d = self.pooling.get_output_dim()
         self.chunk_pooling = ChunkPooling(cfg.chunk_pooling, d) if chunking else None
         layers: list[nn.Module] = [nn.Dropout(cfg.head.dropout)]
@@ -89,7 +91,11 @@ class TextClassifier(nn.Module):
         # still give one score per token of the document
         xw, wlen, owner, slot = windows(x, lengths, size, overlap)  # (N, W, E), (N,) x3
         states, final = self.encoder(xw, wlen)  # (N, W, D), (N, D)
-        vecs = self.pooling(states, wlen, final)  # (N, D)
+        # with model.regions the pieces are cut from the whole document's length, not the
+        # window's: each window max-pools the tokens of each piece it holds, and the max over
+        # windows (chunk_pooling=max, which config requires) is then exactly the max over each
+        # piece's tokens, the same numbers as one pass over the document would give
+        vecs = self.pooling(states, wlen, final, slot * (size - overlap), lengths[owner])  # (N, D)
         return self.chunk_pooling(vecs, owner, slot, x.size(0))  # (B, D)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -80,13 +80,15 @@ class ExportNet(nn.Module):
             return self.head(self._windows(x, lengths))
         return self.head(self._encode(x, lengths))  # (B, C) logits
 
-    def _encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor, lengths: torch.Tensor,
+                offsets: torch.Tensor | None = None,
+                doc_lengths: torch.Tensor | None = None) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.rnn(packed)
         # (B, T', D) with T' = the longest length: pooling takes T from the states it gets
         states, _ = pad_packed_sequence(out, batch_first=True)
         final = final_states(states, lengths, self.num_directions)  # (B, D)
-        return self.pooling(states, lengths, final)  # (B, D)
+        return self.pooling(states, lengths, final, offsets, doc_lengths)  # (B, D)
 
     def _windows(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """models/chunks.py's windows with a fixed count: every document gets data.max_chunks
@@ -104,7 +106,11 @@ class ExportNet(nn.Module):
         wlen = (lengths.unsqueeze(1) - starts.unsqueeze(0)).clamp(min=1, max=W)  # (B, K)
         counts = window_counts(lengths, W, overlap)  # (B,)
         present = torch.arange(K).unsqueeze(0) < counts.unsqueeze(1)  # (B, K)
-        vecs = self._encode(xw, wlen.reshape(-1))  # (B*K, D)
+        # model.regions: where each window starts and its document's length (windows a
+        # document lacks start past its end, so they hold none of its pieces)
+        offsets = starts.unsqueeze(0).expand(B, K).reshape(-1)  # (B*K,)
+        doc_lengths = lengths.unsqueeze(1).expand(B, K).reshape(-1)  # (B*K,)
+        vecs = self._encode(xw, wlen.reshape(-1), offsets, doc_lengths)  # (B*K, D)
         return self.chunk_pooling.pool_grid(vecs.reshape(B, K, -1), present)  # (B, D)
 
 
