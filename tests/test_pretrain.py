@@ -73,6 +73,7 @@ def test_pretraining_brings_held_out_perplexity_well_below_the_unigram(lm_run):
     assert d["unlabeled_texts"] == 60
     assert len(m["epochs"]) == 8 and all(e["perplexity"] > 1 for e in m["epochs"])
     assert m["perplexity"] == min(e["perplexity"] for e in m["epochs"])
+    assert m["train"]["seconds_per_epoch"] > 0 and m["train"]["tokens_per_second"] > 0
     # the slots (animal, thing) are random, the rest is fixed: a model of context gets far
     # below the word frequencies alone
     assert m["unigram_perplexity"] > 6

@@ -10,6 +10,7 @@ metrics.json (held-out perplexity per epoch, and the unigram perplexity for refe
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def pretrain(cfg: DictConfig) -> Path:
     if not model.history or model.history[-1]["steps"] != trainer.global_step:
         trainer.validate(model, dataloaders=held, verbose=False)  # the budget cut an epoch
     _save_lm(run_dir, model)
-    metrics = _metrics(model, streams, len(dm.vocab), seconds, threads)
+    metrics = _metrics(model, streams, len(dm.vocab), seconds, threads, cfg.pretrain.batch_size)
     write_json(run_dir / runfolder.METRICS, metrics)
     if wb is not None:
         wb.experiment.summary.update({"unigram_perplexity": metrics["unigram_perplexity"],
@@ -149,8 +150,9 @@ def _save_lm(run_dir: Path, model: LitLanguageModel) -> None:
 
 
 def _metrics(model: LitLanguageModel, streams: LMStreams, vocab_size: int, seconds: float,
-             threads: int) -> dict:
+             threads: int, batch_size: int) -> dict:
     best = min(model.history, key=lambda h: h["perplexity"])
+    steps_per_epoch = math.ceil(len(streams.train) / batch_size)
     return {
         "task": "language_model",
         "perplexity": best["perplexity"],  # held out, of the weights in lm.ckpt
@@ -160,9 +162,10 @@ def _metrics(model: LitLanguageModel, streams: LMStreams, vocab_size: int, secon
         "data": {**streams.stats, "vocab_size": vocab_size,
                  "windows": len(streams.train), "bptt": int(streams.train.shape[1])},
         "train": {"seconds": round(seconds, 2),
-                  # whole epochs only (a budget may cut the last one), validation excluded
-                  "seconds_per_epoch": round(model.train_seconds / model.current_epoch, 2)
-                  if model.current_epoch else None,
+                  # from the training steps' rate (a budget may end an epoch early),
+                  # validation excluded
+                  "seconds_per_epoch": round(model.train_seconds / max(1, model.global_step)
+                                             * steps_per_epoch, 1),
                   "tokens_per_second": round(model.train_tokens / max(seconds, 1e-9), 1),
                   "threads": threads},
     }
