@@ -43,6 +43,7 @@ class Mutant:
 
 
 C = "tests/test_contracts.py::"
+P = "tests/test_pretrain.py::"
 M = [
     # ---- predict --input's lines, written from a template
     Mutant("textlstm/models/contract.py", '{round(p, 6)!r}', '{round(p, 5)!r}',
@@ -522,6 +523,33 @@ M = [
     Mutant("textlstm/data/sources.py", 'if cfg.get("extra_train_file"):', "if False:",
            "tests/test_audit.py::test_extra_train_file_rows_reach_the_training_split_only",
            "data.extra_train_file is ignored"),
+    # ---- pretraining and model.init_from
+    Mutant("textlstm/models/lm.py", "bwd = self._nll(states[:, 1:, H:], ids[:, :-1])",
+           "bwd = self._nll(states[:, :-1, H:], ids[:, 1:])",
+           P + "test_on_random_words_neither_direction_beats_the_unigram",
+           "the backward half predicts the next token instead of the previous one"),
+    Mutant("textlstm/models/lm.py", "fwd = self._nll(states[:, :-1, :H], ids[:, 1:])",
+           "fwd = self._nll(states[:, 1:, :H], ids[:, 1:])",
+           P + "test_on_random_words_neither_direction_beats_the_unigram",
+           "the forward half predicts the token it has just read"),
+    Mutant("textlstm/commands/pretrain.py", "extra = [x for x in extra if len(x)]", "extra = []",
+           P + "test_pretraining_brings_held_out_perplexity_well_below_the_unigram",
+           "data.unlabeled_file's texts are left out of the stream"),
+    Mutant("textlstm/training/build.py",
+           'init_from_pretrained(net, dm.vocab, cfg) if cfg.model.get("init_from") else None',
+           "None", P + "test_init_from_copies_the_word_vectors_and_the_encoder",
+           "init_from copies nothing"),
+    Mutant("textlstm/models/lm.py",
+           "pairs = [(i, lm_index[t]) for i, t in enumerate(itos) if i != 0 and t in lm_index]",
+           "pairs = [(i, i) for i, t in enumerate(itos) if i != 0 and t in lm_index]",
+           P + "test_init_from_copies_the_word_vectors_and_the_encoder",
+           "init_from copies word vectors by id instead of by token"),
+    Mutant("textlstm/models/lm.py", "net.encoder.load_state_dict(encoder, strict=True)", "pass",
+           P + "test_init_from_copies_the_word_vectors_and_the_encoder",
+           "init_from leaves the encoder as initialised"),
+    Mutant("textlstm/models/lm.py", "    if not same:", "    if False:",
+           P + "test_an_encoder_of_another_shape_ends_in_one_line",
+           "init_from of another encoder shape ends in a traceback"),
 ]
 
 

@@ -1,5 +1,5 @@
-"""The `textlstm` command: train, evaluate, predict, export, inspect, report, sweep, prepare, demo,
-bench, bench-scale, audit, suggest.
+"""The `textlstm` command: train, pretrain, evaluate, predict, export, inspect, report, sweep,
+prepare, demo, bench, bench-scale, audit, suggest.
 
 Every verb takes `key=value` config overrides after its own arguments. User mistakes end in
 one line on stderr and exit code 2 (see textlstm.core.errors.UserError).
@@ -63,6 +63,10 @@ def _require_data_files(data) -> None:
                 loader_for(Path(data[f"{split}_file"]))
     if data.get("extra_train_file"):
         loader_for(Path(data.extra_train_file))
+    if data.get("unlabeled_file"):
+        from textlstm.batches.lm import check_unlabeled_file
+
+        check_unlabeled_file(data.unlabeled_file)
 
 
 def cmd_train(args) -> int:
@@ -87,6 +91,23 @@ def cmd_train(args) -> int:
         keys = ("f1_micro", "f1_macro", "subset_accuracy") if "per_label" in t else ("accuracy",
                                                                                      "f1_macro")
         print("test: " + " ".join(f"{k}={t[k]:.4f}" for k in (*keys, "loss")))
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from textlstm.core.config import load_config
+    from textlstm.core.runfolder import read_metrics
+
+    cfg = load_config(args.config, args.overrides)
+    _require_data_files(cfg.data)
+    from textlstm.commands.pretrain import check_pretrain_config, pretrain
+
+    check_pretrain_config(cfg)
+    run_dir = pretrain(cfg)
+    m = read_metrics(run_dir)
+    print(f"run directory: {run_dir}")
+    print(f"held-out perplexity {m['perplexity']:.2f} (unigram {m['unigram_perplexity']:.2f}); "
+          f"train with model.init_from={run_dir}")
     return 0
 
 
@@ -308,6 +329,18 @@ def _add_train(sub) -> None:
                         "same W&B run)")
     t.add_argument("overrides", nargs="*", help="config overrides key=value")
     t.set_defaults(func=cmd_train)
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="train a bidirectional language model on the training "
+                                        "(+ data.unlabeled_file) texts; model.init_from=RUN "
+                                        "then starts a classifier from it",
+                       epilog=_config_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", "-c", default=None, help="YAML config file (configs/*.yaml): the "
+                                                        "one the classifier will train with")
+    p.add_argument("overrides", nargs="*", help="config overrides key=value (pretrain.*, "
+                                                "data.unlabeled_file, ...)")
+    p.set_defaults(func=cmd_pretrain)
 
 
 def _add_audit(sub) -> None:
@@ -548,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="BiLSTM text classification: train, evaluate, predict.")
     sub = p.add_subparsers(dest="verb", required=True)
     # one helper per verb, in the order `textlstm --help` lists them
-    for add in (_add_train, _add_evaluate, _add_predict, _add_inspect, _add_explain, _add_demo,
+    for add in (_add_train, _add_pretrain, _add_evaluate, _add_predict, _add_inspect,
+                _add_explain, _add_demo,
                 _add_audit, _add_suggest, _add_sweep,
                 _add_report, _add_bench, _add_bench_scale, _add_export, _add_serve,
                 _add_serve_bench, _add_push, _add_prepare):

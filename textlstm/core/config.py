@@ -53,6 +53,10 @@ class DataConfig:
         "more labelled rows (CSV, JSON Lines or Parquet, same text and label fields) appended "
         "to the training split of any source, e.g. the file `textlstm suggest` wrote, once "
         "labelled; validation and test are unchanged")})
+    unlabeled_file: str | None = field(default=None, metadata={"help": (
+        "unlabelled texts for `textlstm pretrain` only (the language model reads them beside "
+        "the training texts): .csv/.tsv (column data.text_field), .jsonl (key data.text_field) "
+        "or .txt (a text per line); null: the training texts alone")})
     text_field: str = field(default="text", metadata={"help": (
         "column (or JSON key) that holds the text in data files and hub data sets")})
     label_field: str = field(default="label", metadata={"help": (
@@ -196,6 +200,10 @@ class ModelConfig:
     chunk_pooling: str = field(default="max", metadata={"help": (
         "model.long_text=chunks: how the window vectors become one document vector: max | mean "
         "| attention (over the document's own windows)")})
+    init_from: str | None = field(default=None, metadata={"help": (
+        "a `textlstm pretrain` run folder: its language model's word vectors (by token, for the "
+        "tokens both vocabularies hold) and encoder weights initialise the classifier, after "
+        "any model.embedding.vectors; the encoder must have the same shape; null: off")})
     calibration: str = field(default="temperature", metadata={"help": (
         "probability calibration fitted on the validation split after training: temperature "
         "(one temperature T, softmax(logits / T); the predicted label never changes) | none; "
@@ -271,6 +279,26 @@ class TrainerConfig:
 
 
 @dataclass
+class PretrainConfig:
+    epochs: int = field(default=5, metadata={"help": (
+        "passes of `textlstm pretrain` over the training (+ unlabelled) token stream; at least "
+        "1")})
+    max_minutes: float | None = field(default=None, metadata={"help": (
+        "wall-clock budget of `textlstm pretrain` in minutes (stops after the step that passes "
+        "it); null: no budget")})
+    bptt: int = field(default=64, metadata={"help": (
+        "tokens per window: the stream is cut into windows of this length, each read in both "
+        "directions; at least 4")})
+    batch_size: int = field(default=32, metadata={"help": (
+        "windows per batch; at least 1")})
+    lr: float = field(default=3e-3, metadata={"help": (
+        "learning rate of the language model (AdamW, constant); positive")})
+    holdout_fraction: float = field(default=0.05, metadata={"help": (
+        "share of the training texts held out to measure the language model's perplexity, in "
+        "(0, 0.5)")})
+
+
+@dataclass
 class WandbConfig:
     mode: str = field(default="offline", metadata={"help": (
         "Weights & Biases logging: offline | online | disabled (WANDB_MODE wins if set)")})
@@ -306,6 +334,9 @@ class Config:
         "optimizer and learning-rate schedule")})
     trainer: TrainerConfig = field(default_factory=TrainerConfig, metadata={"help": (
         "the training loop (Lightning Trainer settings, early stopping, checkpoints)")})
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig, metadata={"help": (
+        "`textlstm pretrain`: the language model whose embedding and encoder model.init_from "
+        "reads")})
     wandb: WandbConfig = field(default_factory=WandbConfig, metadata={"help": (
         "Weights & Biases experiment tracking")})
 
@@ -596,6 +627,7 @@ def validate(cfg: DictConfig) -> None:
     _check(0 <= o.adversarial_eps <= 1e6, "optim.adversarial_eps",
            f"is {o.adversarial_eps}; use 0 (off) or a positive norm (e.g. 1)")
     _validate_trainer(cfg.trainer)
+    _validate_pretrain(cfg.pretrain)
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
 
@@ -634,6 +666,18 @@ def _validate_trainer(t) -> None:
            "cannot be combined with trainer.ema_decay; set one of them to null")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
+
+
+def _validate_pretrain(p) -> None:
+    """pretrain.* keys."""
+    _check(p.epochs >= 1, "pretrain.epochs", f"is {p.epochs}; it must be at least 1")
+    _check(p.max_minutes is None or p.max_minutes > 0, "pretrain.max_minutes",
+           f"is {p.max_minutes}; use a positive number of minutes or null")
+    _check(p.bptt >= 4, "pretrain.bptt", f"is {p.bptt}; use at least 4 tokens")
+    _check(p.batch_size >= 1, "pretrain.batch_size", f"is {p.batch_size}; it must be at least 1")
+    _check(0 < p.lr <= 1, "pretrain.lr", f"is {p.lr}; use a positive learning rate (e.g. 0.003)")
+    _check(0 < p.holdout_fraction < 0.5, "pretrain.holdout_fraction",
+           f"is {p.holdout_fraction}; use a fraction between 0 and 0.5")
 
 
 def preset_path(name: str) -> Path:

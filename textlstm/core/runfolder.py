@@ -4,6 +4,9 @@
         config.yaml  vocab.json  labels.json  metrics.json  wandb_id  report.html  errors.json
         checkpoints/{best,last,step}.ckpt   logs/metrics.csv   gates/*.png   wandb/
 
+`textlstm pretrain` writes runs/<config>-pretrain/<timestamp>/ with config.yaml, vocab.json,
+metrics.json and lm.ckpt (the language model's weights, read by `read_lm`).
+
 Every reader of a run (predict, evaluate, inspect, report, resume, export) checks it here, so
 a wrong folder gets the same one sentence wherever it is passed. Nothing here unpickles code:
 checkpoints are read with `torch.load(weights_only=True)`, the rest is JSON and YAML.
@@ -24,6 +27,7 @@ from textlstm.core.config import load_config
 from textlstm.core.errors import UserError
 
 CONFIG, VOCAB, LABELS, METRICS = "config.yaml", "vocab.json", "labels.json", "metrics.json"
+LM = "lm.ckpt"  # a pretrain run's language model: {"state_dict": ..., "textlstm": ...}
 # Under DDP the ranks Lightning starts (or torchrun/SLURM starts) join the folder rank 0 made.
 RUN_DIR_ENV = "TEXTLSTM_RUN_DIR"
 
@@ -196,6 +200,17 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"checkpoint {path} has no state_dict; it was not written by textlstm.")
     return ckpt
+
+
+def read_lm(run_dir: str | Path, key: str = "model.init_from") -> tuple[Path, dict]:
+    """A `textlstm pretrain` run folder and its language model's weights; `key`: the config key
+    that named the folder, for the message."""
+    run_dir = Path(run_dir)
+    if not (run_dir / LM).is_file():
+        problem = "does not exist" if not run_dir.exists() else f"has no {LM}"
+        raise UserError(f"{key} {run_dir} {problem}; pass a folder printed by `textlstm "
+                        "pretrain`.")
+    return run_dir, read_checkpoint(run_dir / LM)["state_dict"]
 
 
 def read_state_dict(path: Path) -> dict:

@@ -14,6 +14,7 @@ from textlstm.core.errors import UserError
 from textlstm.data.columns import column_array, matrix_column
 from textlstm.models.classifier import TextClassifier
 from textlstm.tokens.vectors import load_vectors
+from textlstm.training.lm import init_from_pretrained
 from textlstm.training.module import LitTextClassifier
 
 log = logging.getLogger("textlstm")
@@ -45,8 +46,9 @@ def class_weights(cfg, labels: list[str], train_label_ids) -> list[float] | None
 
 
 def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
-    """The network for `dm`'s vocabulary and labels, pretrained vectors copied in, wrapped with
-    the loss, metrics and optimiser."""
+    """The network for `dm`'s vocabulary and labels, pretrained vectors copied in, then a
+    pretrained language model's (`model.init_from`), wrapped with the loss, metrics and
+    optimiser."""
     net = TextClassifier(len(dm.vocab), len(dm.labels), cfg.model, chunking(cfg))
     emb = cfg.model.embedding
     if emb.vectors:
@@ -58,9 +60,15 @@ def build_model(cfg: DictConfig, dm: TextDataModule) -> LitTextClassifier:
         net.load_vectors(torch.from_numpy(vecs), torch.from_numpy(found), emb.freeze)
         dm.stats["vectors_coverage"] = round(coverage, 4)
         log.info("embedding: %.1f%% of the vocabulary found in %s", 100 * coverage, emb.vectors)
+    initialised = init_from_pretrained(net, dm.vocab, cfg) if cfg.model.get("init_from") else None
+    if initialised:
+        log.info("model.init_from: %d of %d word vectors and the encoder copied from %s",
+                 initialised["embedding_rows"], initialised["vocab_size"], initialised["from"])
     train = dm.splits["train"]
     targets = (matrix_column(train, "label_hot") if cfg.task == "multilabel"
                else column_array(train, "label_id"))
     weights = class_weights(cfg, dm.labels, targets)
-    return LitTextClassifier(net, dm.labels, OmegaConf.to_container(cfg.optim), weights,
-                             config=OmegaConf.to_container(cfg, resolve=True), task=cfg.task)
+    lit = LitTextClassifier(net, dm.labels, OmegaConf.to_container(cfg.optim), weights,
+                            config=OmegaConf.to_container(cfg, resolve=True), task=cfg.task)
+    lit.initialised = initialised  # metrics.json says what model.init_from copied
+    return lit

@@ -307,6 +307,8 @@ def run_metrics(dm: TextDataModule, trainer: L.Trainer, model: LitTextClassifier
         "test": test,
         "calibration": calibration,
         **thresholds,
+        # what model.init_from copied from a pretrained language model
+        **({"init_from": model.initialised} if getattr(model, "initialised", None) else {}),
         # what the auto recipe decided from the training split (configs/auto.yaml), if anything
         **({"recipe": dm.picked} if getattr(dm, "picked", None) else {}),
     }
