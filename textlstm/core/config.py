@@ -561,14 +561,7 @@ def validate(cfg: DictConfig) -> None:
     _check(d.num_workers >= 0, "data.num_workers", "must be 0 or more")
     _check(d.bucketing in ("sorted", "exact"), "data.bucketing",
            f"is '{d.bucketing}'; use sorted or exact")
-    _check(d.class_sampling in ("none", "sqrt", "balanced"), "data.class_sampling",
-           f"is '{d.class_sampling}'; use none, sqrt or balanced")
-    if d.class_sampling != "none":
-        # a multi-label text has no single class to count; a stream cannot be drawn from
-        _check(cfg.task != "multilabel", "data.class_sampling",
-               "needs task=multiclass; use model.class_weights=balanced for task=multilabel")
-        _check(not d.streaming, "data.class_sampling",
-               "needs the prepared data path; set data.streaming=false or data.class_sampling=none")
+    _validate_class_sampling(cfg)
     _check(d.num_proc >= 0, "data.num_proc",
            f"is {d.num_proc}; use 0 (one per usable core) or more")
     if d.streaming:
@@ -630,6 +623,18 @@ def validate(cfg: DictConfig) -> None:
     _validate_pretrain(cfg.pretrain)
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
            f"is '{cfg.wandb.mode}'; use offline, online or disabled")
+
+
+def _validate_class_sampling(cfg: DictConfig) -> None:
+    d = cfg.data
+    _check(d.class_sampling in ("none", "sqrt", "balanced"), "data.class_sampling",
+           f"is '{d.class_sampling}'; use none, sqrt or balanced")
+    if d.class_sampling != "none":
+        # a multi-label text has no single class to count; a stream cannot be drawn from
+        _check(cfg.task != "multilabel", "data.class_sampling",
+               "needs task=multiclass; use model.class_weights=balanced for task=multilabel")
+        _check(not d.streaming, "data.class_sampling",
+               "needs the prepared data path; set data.streaming=false or data.class_sampling=none")
 
 
 def _validate_regions(m) -> None:
