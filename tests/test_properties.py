@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textlstm.batches.collate import collate
-from textlstm.tokens.tokenize import tokenize_texts
+from textlstm.tokens.tokenize import encode_texts, tokenize_texts
 from textlstm.tokens.vocab import Vocab
 
 texts = st.lists(
@@ -42,3 +42,22 @@ def test_any_unicode_survives_tokenize_vocab_collate(batch_texts, max_length, lo
         else:  # an empty text is one <unk>, so every row has a last token
             assert n == 1 and batch["ids"][row, 0] == 1
         assert (batch["ids"][row, n:] == 0).all()
+
+
+# words spaCy keeps as fixed symbols (ids below 10,000, not hashes), case pairs whose lower
+# case is longer than the word, and surrogates
+SPECIAL = ["Mark", "_", "the", "İstanbul", "ΣΑΣ", "Straße", "ǅ", "caf\udfff", "\ud83d\ude00 ok"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts, st.lists(st.text(max_size=40) | st.sampled_from(SPECIAL), max_size=12),
+       st.integers(1, 30) | st.none(), st.booleans())
+def test_ids_straight_from_spacy_equal_ids_from_token_strings(batch_texts, known, max_length,
+                                                              lowercase):
+    """`encode_texts` (predict's path: spaCy's own ids looked up) gives the ids of
+    `vocab.encode` over `tokenize_texts` (training's path: token strings)."""
+    batch_texts = batch_texts + SPECIAL
+    vocab = Vocab.build(tokenize_texts(known + SPECIAL[::2], lowercase), min_freq=1)
+    want = [vocab.encode(t, max_length) for t in tokenize_texts(batch_texts, lowercase)]
+    assert encode_texts(batch_texts, vocab, lowercase, max_length) == want
+    assert any(i > 1 for row in want for i in row)  # some words are known, so ids are compared

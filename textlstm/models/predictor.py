@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from textlstm.batches.collate import collate
 from textlstm.models.classifier import TextClassifier
 from textlstm.models.contract import Predictions, check_texts
-from textlstm.tokens.tokenize import tokenize_texts
+from textlstm.tokens.tokenize import encode_texts
 from textlstm.tokens.vocab import Vocab
 
 
@@ -62,8 +62,7 @@ class Predictor(Predictions):
 
     def encode(self, texts: list[str]) -> list[list[int]]:
         check_texts(texts)
-        toks = tokenize_texts(texts, self.cfg.data.lowercase)
-        return [self.vocab.encode(t, self.cfg.data.max_length) for t in toks]
+        return encode_texts(texts, self.vocab, self.cfg.data.lowercase, self.cfg.data.max_length)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], batch_size: int | None = None) -> torch.Tensor:

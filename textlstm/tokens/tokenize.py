@@ -16,6 +16,8 @@ from textlstm.core.hardware import usable_cores
 if TYPE_CHECKING:  # `datasets` is imported where it is used: a bundle tokenizes without it
     from datasets import Dataset, DatasetDict
 
+    from textlstm.tokens.vocab import Vocab
+
 # bump when the tokenization code below changes what it produces
 TOKENIZER_VERSION = "1"
 
@@ -44,7 +46,7 @@ def spacy_module(torch_free: bool = False):
 # off (3x slower here with the tokenizer alone, 25% slower with a warmed cache), so instead a
 # fresh blank("en") replaces the old one once it holds MAX_STRINGS strings (the maintainers'
 # advice, explosion/spaCy#3618): memory stays bounded and tokenizing keeps its speed. Only token
-# strings leave this module, never spaCy objects, so dropping the old pipeline is safe.
+# strings and ids leave this module, never spaCy objects, so dropping the old pipeline is safe.
 MAX_STRINGS = 200_000
 _NLP = None
 
@@ -74,6 +76,23 @@ def tokenize_texts(texts: list[str], lowercase: bool = True) -> list[list[str]]:
     for doc in tok.pipe(map(encodable, texts), batch_size=1000):
         words = [t.text for t in doc if not t.is_space]
         out.append([w.lower() for w in words] if lowercase else words)
+    return out
+
+
+def encode_texts(texts: list[str], vocab: Vocab, lowercase: bool = True,
+                 max_length: int | None = None) -> list[list[int]]:
+    """Token ids per text: the same as `vocab.encode(tokens, max_length)` for each of
+    `tokenize_texts(texts, lowercase)`, without a Python string per token. spaCy already holds
+    each token's id (LOWER or ORTH: the hash of the string, or a fixed symbol for a few hundred
+    common words), so the vocabulary is looked up by that id; the string lists cost about 14 us
+    a tweet, a third of tokenizing (docs/benchmarks.md, "Predict at scale")."""
+    from spacy.strings import get_string_id
+
+    get = vocab.by_key(get_string_id).get
+    out = []
+    for doc in _nlp().tokenizer.pipe(map(encodable, texts), batch_size=1000):
+        keys = [t.lower if lowercase else t.orth for t in doc if not t.is_space]
+        out.append([get(k, 1) for k in keys[:max_length]])
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textlstm.core.errors import UserError
@@ -23,6 +23,14 @@ class Vocab:
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         # a text that literally contains "<pad>" must not turn into padding: it reads as <unk>
         self._lookup = {t: i for t, i in self.stoi.items() if i != 0}
+        self._by_key: tuple | None = None
+
+    def by_key(self, key: Callable[[str], int]) -> dict[int, int]:
+        """The lookup table with each token replaced by key(token), built once: spaCy's id of
+        the string, for `tokenize.encode_texts`."""
+        if self._by_key is None or self._by_key[0] is not key:
+            self._by_key = (key, {key(t): i for t, i in self._lookup.items()})
+        return self._by_key[1]
 
     @classmethod
     def build(cls, token_lists: Iterable[list[str]], min_freq: int = 1,
