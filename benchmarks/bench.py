@@ -301,39 +301,22 @@ def _bundle(net: TextClassifier, dm: TextDataModule, cfg, folder: Path, quantize
     return folder
 
 
-def predict_floor(folder: str | Path, texts: list[str], cores: int) -> dict:
-    """The most texts/s `predict --input` could reach with a bundle on `cores` cores: a text
-    costs a core 1/tokenize + 1/network seconds (spaCy's tokenizer to token strings, warm; the
-    network from ids on one onnxruntime thread), so `cores` cores label at most
-    cores / (1/tokenize + 1/network) texts/s, before reading or writing a line."""
-    from textlstm.serving.bundle import BundlePredictor
-
-    tokenize_texts(texts)  # spaCy loaded and its cache warm, as in a long stream
-
-    def rate(fn, *args) -> float:
-        t0 = time.perf_counter()
-        fn(*args)
-        return len(texts) / (time.perf_counter() - t0)
-
-    tok = rate(tokenize_texts, texts)
-    b = BundlePredictor(folder, threads=1)
-    flat, lengths = b.encode(texts)
-    net = rate(b.logits_from_flat, flat, lengths)
-    return {"tokenize_texts_per_second": round(tok, 1), "network_texts_per_second": round(net, 1),
-            "cores": cores, "texts_per_second": round(cores / (1 / tok + 1 / net), 1)}
-
-
 def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts: int = 32768
                          ) -> dict:
     """Raw texts in, one JSON line out per text, as `textlstm predict --input` runs it (the
-    predictor's `predict_stream`, tokenization included): torch, fp32 bundle, int8 bundle. The
-    test split is repeated to `min_texts` so the stream has several chunks, as a file would,
-    and lasts seconds, not the worker processes' start. spaCy's cache is warmed on every text
-    first, for the streams and the floor alike; the bundles stream in processes of their own."""
+    predictor's `predict_lines`, tokenization included): torch, fp32 bundle, int8 bundle. The
+    test split is repeated (to `min_texts` short texts) so the stream has several chunks, as a
+    file would, and lasts seconds, not the worker processes' start. spaCy's cache is warmed on
+    every text first, for the streams and the floor alike; the bundles stream in processes of
+    their own (benchmarks/predict_stream.py), the int8 one beside its floor."""
 
     folder = Path(cfg.data.data_dir) / cfg.data.source
     texts = [json.loads(line)["text"] for line in (folder / "test.jsonl").open(encoding="utf-8")]
-    texts = texts * -(-min_texts // len(texts))
+    # about 3M characters, at most min_texts texts: 32,768 tweets, 1,484 BBC articles, so
+    # each stream lasts seconds, three rounds of it included, not minutes
+    mean_chars = sum(map(len, texts)) / len(texts)
+    n = min(min_texts, max(len(texts), int(3_000_000 / mean_chars)))
+    texts = texts * -(-n // len(texts))
     out = {}
     with tempfile.TemporaryDirectory(prefix="textlstm-bench-bundle-") as tmp:
         tokenize_texts(texts)  # spaCy loaded, its cache warm: the steady state of a stream
@@ -346,36 +329,22 @@ def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts
         (Path(tmp) / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
         for key, quantize in (("onnx_fp32", "none"), ("onnx_int8", "int8")):
             bundle = _bundle(net, dm, cfg, Path(tmp) / key, quantize)
-            out[key] = _bundle_stream_rate(bundle, Path(tmp) / "texts.json")
-        # what the int8 bundle's stream reaches of what 2 cores allow, measured beside it
-        floor = predict_floor(Path(tmp) / "onnx_int8", texts, usable_cores())
-    floor["onnx_int8_share"] = round(out["onnx_int8"] / floor["texts_per_second"], 3)
-    out["floor"] = floor
+            # the int8 stream beside what 2 cores allow, in the same rounds
+            r = _bundle_stream(bundle, Path(tmp) / "texts.json", floor=key == "onnx_int8")
+            out[key] = r["texts_per_second"]
+    out["floor"] = r["floor"]
     net.train()
     return out
 
 
-# A bundle's stream is timed in a process of its own, as `textlstm predict BUNDLE --input`
-# runs: one that never imported torch. Its workers fork from it; forked from this process
-# (torch, the trained model, ~800 MB) they were ~10 % slower.
-_STREAM = """
-import json, sys, time
-from textlstm.serving.bundle import BundlePredictor
-from textlstm.tokens.tokenize import tokenize_texts
-texts = json.load(open(sys.argv[1], encoding="utf-8"))
-tokenize_texts(texts)  # spaCy's cache warm, as for the floor
-b = BundlePredictor(sys.argv[2])
-list(b.predict_lines(texts[:256]))
-t0 = time.perf_counter()
-n = sum(1 for _ in b.predict_lines(texts))
-print(n / (time.perf_counter() - t0))
-"""
-
-
-def _bundle_stream_rate(bundle: Path, texts_file: Path) -> float:
-    out = subprocess.run([sys.executable, "-c", _STREAM, str(texts_file), str(bundle)],
+def _bundle_stream(bundle: Path, texts_file: Path, floor: bool) -> dict:
+    """benchmarks/predict_stream.py on the bundle: a process without torch, as `textlstm
+    predict BUNDLE --input` runs."""
+    script = Path(__file__).with_name("predict_stream.py")
+    out = subprocess.run([sys.executable, str(script), str(texts_file), str(bundle),
+                          *(["--floor"] if floor else [])],
                          capture_output=True, text=True, check=True)
-    return round(float(out.stdout.strip().splitlines()[-1]), 1)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------- one data set
@@ -578,6 +547,8 @@ def table(results: dict) -> str:
         ("  onnx fp32", lambda r: _raw(r, "onnx_fp32")),
         ("  onnx int8", lambda r: _raw(r, "onnx_int8")),
         ("  int8 / its floor", lambda r: f"{r['predict_floor']['onnx_int8_share']:.0%}"),
+        ("  int8 / spaCy-alone floor",
+         lambda r: f"{r['predict_floor']['onnx_int8_share_of_spacy_floor']:.0%}"),
         ("tokenize cold tokens/s", lambda r: f"{r['tokenize']['cold_tokens_per_second']:,.0f}"),
         ("tokenize cached / cold",
          lambda r: f"{r['tokenize']['cached_seconds'] / r['tokenize']['cold_seconds']:.1%}"),

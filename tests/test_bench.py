@@ -66,9 +66,17 @@ def test_bench_writes_the_contract(tmp_path):
     assert set(raw) == {"torch", "onnx_fp32", "onnx_int8"} and min(raw.values()) > 0
     floor = r["predict_floor"]  # what tokenizing and the int8 network allow on these cores
     tok_net = 1 / floor["tokenize_texts_per_second"] + 1 / floor["network_texts_per_second"]
-    assert floor["texts_per_second"] == pytest.approx(floor["cores"] / tok_net, rel=1e-3)
+    assert floor["texts_per_second"] == pytest.approx(floor["cores"] / tok_net, rel=0.2)
+    # medians of rounds: each share is the median of the rounds' shares, near the quotient
+    # spaCy's tokenizer alone is faster than tokenize_texts, so its floor is the higher one
+    assert floor["spacy_floor_texts_per_second"] >= floor["texts_per_second"] * 0.999
+    assert min(floor["share_by_round"]) <= floor["onnx_int8_share"] <= max(floor["share_by_round"])
+    assert floor["onnx_int8_share_of_spacy_floor"] <= floor["onnx_int8_share"] * 1.001
+    # the network's floor is its fastest batch size, not the bundle's own
+    by_batch = floor["network_by_batch_size"]
+    assert str(floor["network_batch_size"]) == max(by_batch, key=by_batch.get)
     assert floor["onnx_int8_share"] == pytest.approx(
-        raw["onnx_int8"] / floor["texts_per_second"], abs=1e-3)
+        raw["onnx_int8"] / floor["texts_per_second"], rel=0.2)
     tok = r["tokenize"]
     assert _number(tok["cold_tokens_per_second"]) and tok["cold_tokens_per_second"] > 0
     assert (

@@ -112,6 +112,30 @@ def test_bundle_predicts_what_its_run_predicts(bundle, tiny_run, test_texts):
         assert list(lines) == want_lines
 
 
+def test_a_bundle_runs_onnxruntime_in_small_batches_unless_told(bundle, test_texts):
+    """onnxruntime's LSTM on CPU is fastest in small batches (docs/benchmarks.md, "Predict at
+    scale"), so a bundle labels ONNX_BATCH texts a call, not the run's eval_batch_size;
+    data.eval_batch_size=N still sets it."""
+    from textlstm.serving.bundle import ONNX_BATCH, BundlePredictor
+
+    def batch_sizes(b):
+        seen, run = [], b.session.run
+
+        class Spy:  # onnxruntime's session type cannot take a new attribute
+            def run(self, names, feeds):
+                seen.append(len(next(iter(feeds.values()))))
+                return run(names, feeds)
+        b.session = Spy()
+        b.predict_proba(test_texts * 20)
+        return seen
+
+    default, told = BundlePredictor(bundle), BundlePredictor(bundle, ["data.eval_batch_size=5"])
+    assert ONNX_BATCH == 32 and default.batch_size == ONNX_BATCH and told.batch_size == 5
+    n = len(test_texts) * 20
+    assert n > ONNX_BATCH and max(batch_sizes(default)) == ONNX_BATCH
+    assert sum(batch_sizes(told)) == n and max(batch_sizes(told)) == 5
+
+
 def test_a_run_and_its_bundle_answer_through_one_contract(bundle, tiny_run, test_texts):
     """Both predictors are `models.contract.Predictions`: a caller's methods take the same
     parameters in the same order (a bundle's stream adds `workers`), the answers of a run and
