@@ -59,7 +59,7 @@ def test_none_is_the_plain_permutation_and_the_draw_is_deterministic():
 
 @pytest.mark.parametrize("override,needs", [("task=multilabel", "task=multiclass"),
                                             ("data.streaming=true", "prepared data path"),
-                                            (None, "use none, sqrt or balanced")],
+                                            (None, "use none, sqrt, balanced or auto")],
                          ids=["multilabel", "streaming", "unknown_rule"])
 def test_class_sampling_refuses_what_it_cannot_do(override, needs):
     rule = "balanced" if override else "inverse"
@@ -129,6 +129,45 @@ def test_class_balanced_sampling_learns_classes_with_two_or_three_texts(zipf_fil
     balanced = _rare_recall(zipf_files, "balanced")
     assert all(r > 0.3 for r in balanced.values()), (balanced, plain)
     assert sum(plain.values()) < sum(balanced.values()), (balanced, plain)
+
+
+def test_auto_turns_on_sqrt_and_the_long_schedule_only_for_rare_classes(zipf_files):
+    """data.class_sampling=auto (configs/auto.yaml): the Zipf stand-in's rarest class has 2
+    texts, so it draws sqrt and trains RARE_EPOCHS at RARE_LR; with every class at 11 texts or
+    more, and for multi-label or streamed data, it is none and the schedule is left alone."""
+    from textlstm.batches import make_datamodule
+    from textlstm.batches.recipe import (
+        RARE_EPOCHS,
+        RARE_LR,
+        RARE_PATIENCE,
+        RARE_TEXTS,
+        resolve_class_sampling,
+    )
+
+    d, files = zipf_files
+    common = [f"data.validation_file={files['validation']}", f"data.test_file={files['test']}",
+              f"data.data_dir={d / 'data'}", "model.embedding.vectors=null",
+              "data.class_sampling=auto", "optim.lr=0.002", "trainer.max_epochs=5"]
+
+    def resolved(train_file, *extra):
+        cfg = load_config(ROOT / "configs" / "bbc_news.yaml",
+                          [f"data.train_file={train_file}", *common, *extra])
+        dm = make_datamodule(cfg.data, seed=0, task=cfg.task)
+        dm.prepare_data()
+        dm.setup()
+        resolve_class_sampling(cfg, dm)
+        return cfg, dm.picked
+
+    cfg, picked = resolved(files["train"])
+    assert picked["rarest_class_texts"] == 2 <= RARE_TEXTS
+    assert (cfg.data.class_sampling, cfg.trainer.max_epochs, cfg.trainer.patience,
+            cfg.optim.lr) == ("sqrt", RARE_EPOCHS, RARE_PATIENCE, RARE_LR)
+    common_rows = _texts(dict.fromkeys(ZIPF, RARE_TEXTS + 1), 3)
+    cfg, picked = resolved(_write(d / "even.csv", common_rows))
+    assert picked["rarest_class_texts"] == RARE_TEXTS + 1
+    assert (cfg.data.class_sampling, cfg.trainer.max_epochs, cfg.optim.lr) == ("none", 5, 0.002)
+    cfg, _ = resolved(files["train"], "data.streaming=true")
+    assert (cfg.data.class_sampling, cfg.trainer.max_epochs) == ("none", 5)
 
 
 def test_every_ddp_rank_takes_its_share_of_the_same_draw(monkeypatch):

@@ -188,6 +188,11 @@ class TextDataModule(L.LightningDataModule):
             out[f"{s}_oov_rate"] = round(oov / max(1, n), 4)
         return out
 
+    def train_class_counts(self) -> np.ndarray:
+        """Training texts per label, in label order (multi-class)."""
+        ids = column_array(self.splits["train"], "label_id")
+        return np.bincount(ids, minlength=len(self.labels))
+
     def loader(self, split: str, shuffle: bool | None = None) -> DataLoader:
         ds = self.splits[split]
         train = split == "train" if shuffle is None else shuffle
@@ -199,7 +204,9 @@ class TextDataModule(L.LightningDataModule):
             seed=self.seed,
             exact=train and self.cfg.bucketing == "exact",
             weights=(class_sampling_weights(column_array(ds, "label_id"), self.cfg.class_sampling)
-                     if train and self.cfg.class_sampling != "none" else None),
+                     # auto, unresolved (train() resolves it: recipe.resolve_class_sampling)
+                     # draws as none
+                     if train and self.cfg.class_sampling in ("sqrt", "balanced") else None),
         )
         trainer = getattr(self, "trainer", None)
         epoch = trainer.current_epoch if trainer is not None else 0

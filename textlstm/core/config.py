@@ -114,7 +114,9 @@ class DataConfig:
     class_sampling: str = field(default="none", metadata={"help": (
         "how training texts are drawn each epoch: none (each once, shuffled) | sqrt (a text of a "
         "class with n texts drawn with probability ~ n^-0.5, with replacement) | balanced "
-        "(~ 1/n: every class equally often); for rare classes, textlstm/batches/sampler.py")})
+        "(~ 1/n: every class equally often); auto (the recipe): sqrt, trained for "
+        "trainer.max_epochs=40 with patience 8 at optim.lr=0.01, when the rarest training class "
+        "has at most 10 texts, else none; for rare classes, textlstm/batches/sampler.py")})
     num_workers: int = field(default=0, metadata={"help": (
         "DataLoader worker processes that build batches; 0: in the training process")})
     num_proc: int = field(default=0, metadata={"help": (
@@ -627,9 +629,9 @@ def validate(cfg: DictConfig) -> None:
 
 def _validate_class_sampling(cfg: DictConfig) -> None:
     d = cfg.data
-    _check(d.class_sampling in ("none", "sqrt", "balanced"), "data.class_sampling",
-           f"is '{d.class_sampling}'; use none, sqrt or balanced")
-    if d.class_sampling != "none":
+    _check(d.class_sampling in ("none", "sqrt", "balanced", "auto"), "data.class_sampling",
+           f"is '{d.class_sampling}'; use none, sqrt, balanced or auto")
+    if d.class_sampling in ("sqrt", "balanced"):  # auto decides none for these itself
         # a multi-label text has no single class to count; a stream cannot be drawn from
         _check(cfg.task != "multilabel", "data.class_sampling",
                "needs task=multiclass; use model.class_weights=balanced for task=multilabel")
