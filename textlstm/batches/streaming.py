@@ -49,7 +49,7 @@ from textlstm.data.sources import (
     standardize,
     stratified_split,
 )
-from textlstm.tokens.tokenize import tokenize_texts
+from textlstm.tokens.tokenize import encode_texts
 
 BUCKET_FACTOR = 50  # batches per sorting window
 log = logging.getLogger("textlstm")
@@ -148,7 +148,7 @@ class StreamBatches(torch.utils.data.IterableDataset):
         return math.ceil(math.ceil(self.rows / self.batch_size) / self._world()[1])
 
     def _encode(self, texts: list[str], labels: list[str]) -> dict[str, torch.Tensor]:
-        ids = [self.vocab.encode(t, self.max_length) for t in tokenize_texts(texts, self.lowercase)]
+        ids = encode_texts(texts, self.vocab, self.lowercase, self.max_length)
         if any(lab in (None, "") for lab in labels):
             raise UserError("the training stream has a row with an empty label; fill or drop such "
                             "rows.")
