@@ -69,11 +69,15 @@ def encodable(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _docs(texts):
+    """spaCy Docs of `texts`, made encodable first: the one place every text is tokenized."""
+    return _nlp().tokenizer.pipe(map(encodable, texts), batch_size=1000)
+
+
 def tokenize_texts(texts: list[str], lowercase: bool = True) -> list[list[str]]:
     """Token strings per text; whitespace tokens are dropped."""
-    tok = _nlp().tokenizer
     out = []
-    for doc in tok.pipe(map(encodable, texts), batch_size=1000):
+    for doc in _docs(texts):
         words = [t.text for t in doc if not t.is_space]
         out.append([w.lower() for w in words] if lowercase else words)
     return out
@@ -90,7 +94,7 @@ def encode_texts(texts: list[str], vocab: Vocab, lowercase: bool = True,
 
     get = vocab.by_key(get_string_id).get
     out = []
-    for doc in _nlp().tokenizer.pipe(map(encodable, texts), batch_size=1000):
+    for doc in _docs(texts):
         keys = [t.lower if lowercase else t.orth for t in doc if not t.is_space]
         out.append([get(k, 1) for k in keys[:max_length]])
     return out
