@@ -435,10 +435,22 @@ M = [
            "            super().on_load_checkpoint(",
            "tests/test_learning.py::test_ema_validates_tests_and_ships_the_averaged_weights",
            "with trainer.ema_decay the test split is scored with the raw weights"),
-    Mutant("textlstm/training/trainer.py", "    trainer.save_checkpoint(ckpts.best_path())",
-           "    pass",
+    Mutant("textlstm/training/trainer.py",
+           "state_dict())\n    trainer.save_checkpoint(ckpts.best_path())", "state_dict())",
            "tests/test_learning.py::test_average_from_epoch_ships_and_tests_the_mean_of_the_"
            "late_epochs", "trainer.average_from_epoch ships the best epoch, not the average"),
+    Mutant("textlstm/training/trainer.py", "joins = trial >= score", "joins = True",
+           "tests/test_learning.py::test_a_greedy_soup_adds_epochs_best_first_and_only_while_"
+           "validation_does_not_fall", "the greedy soup keeps epochs that lower validation"),
+    Mutant("textlstm/training/trainer.py", "key=lambda e: (-self.epochs[e][\"f1\"],",
+           "key=lambda e: (self.epochs[e][\"f1\"],",
+           "tests/test_learning.py::test_a_greedy_soup_adds_epochs_best_first_and_only_while_"
+           "validation_does_not_fall", "the greedy soup tries the worst epochs first"),
+    Mutant("textlstm/training/trainer.py",
+           "[], \"soup_epochs\": []}  # best.ckpt stays as it is\n        trainer.save_checkpoint(",
+           "[], \"soup_epochs\": []}  # best.ckpt stays as it is\n        (",
+           "tests/test_learning.py::test_greedy_soup_ships_the_mean_of_the_epochs_it_kept",
+           "the greedy soup is cooked but best.ckpt stays the best epoch"),
     Mutant("textlstm/training/trainer.py", "if epoch >= self.start and",
            "if epoch > self.start and",
            "tests/test_learning.py::test_average_from_epoch_ships_and_tests_the_mean_of_the_"

@@ -192,6 +192,76 @@ def test_average_from_epoch_ships_and_tests_the_mean_of_the_late_epochs(tmp_path
         assert again[k] == pytest.approx(m["test"][k], abs=1e-6), k
 
 
+def test_a_greedy_soup_adds_epochs_best_first_and_only_while_validation_does_not_fall(
+        monkeypatch):
+    """The rule itself, with a stand-in for the validation pass: a "net" whose one weight is w
+    scores 1 - |w - 2| / 10, so an epoch pulls the average towards 2 or away from it."""
+    import torch
+    from torch import nn
+
+    from textlstm.training import trainer as T
+
+    def f1(w):
+        return 1 - abs(w - 2.0) / 10
+
+    soup = T.GreedySoup(start=2)
+    # epoch: (weight, validation loss); 3 and 4 tie on score (0.9), 4 has the lower loss
+    for e, (w, loss) in {2: (9.0, 1.0), 3: (1.0, 0.6), 4: (3.0, 0.5), 5: (2.6, 0.4),
+                         6: (-6.0, 1.0)}.items():
+        soup.epochs[e] = {"f1": f1(w), "loss": loss,
+                          "state": {"weight": torch.tensor([[w]]), "steps": torch.tensor(e)}}
+    tried = []
+
+    def score(trainer, model, state):
+        tried.append(round(float(state["weight"]), 4))
+        return f1(float(state["weight"]))
+
+    monkeypatch.setattr(T, "validation_f1", score)
+    model = type("M", (), {"net": nn.Linear(1, 1, bias=False)})()
+    model.net.register_buffer("steps", torch.tensor(0))
+    epochs, best = soup.cook(None, model)
+    # 5 first (0.94); + 4 (the tie's lower loss): mean 2.8 scores 0.92, left out; + 3: mean 1.8
+    # scores 0.98, joins; + 2 (0.3) and + 6 (0.2) pull the mean to 4.2 and -0.8, left out
+    assert tried == [2.8, 1.8, 4.2, -0.8]
+    assert epochs == [5, 3] and best == pytest.approx(0.98)
+    assert float(model.net.weight.detach()) == pytest.approx(1.8)
+    assert int(model.net.steps) == 3  # an integer buffer comes from the last, not a mean
+
+
+def test_greedy_soup_ships_the_mean_of_the_epochs_it_kept(tmp_path):
+    import torch
+
+    run = _synthetic_run(tmp_path / "soup", "optim.scheduler=none", "trainer.max_epochs=4",
+                         "trainer.average_from_epoch=2", "trainer.average_epochs=greedy")
+    m = json.loads((run / "metrics.json").read_text())
+    ckpt = {n: torch.load(run / "checkpoints" / n, map_location="cpu", weights_only=False)
+            for n in ("best.ckpt", "last.ckpt")}
+    kept = ckpt["last.ckpt"]["callbacks"]["GreedySoup"]["epochs"]
+    assert sorted(kept) == [2, 3, 4]  # every epoch from average_from_epoch, for --resume
+    assert not ckpt["best.ckpt"]["callbacks"]["GreedySoup"]["epochs"]  # not shipped
+    soup = m["train"]["soup_epochs"]
+    assert soup, m["train"]  # this data: the late epochs tie on validation, so they average
+    assert m["train"]["averaged_epochs"] == [min(soup), max(soup)]
+    assert soup[0] == max(kept, key=lambda e: (kept[e]["f1"], -kept[e]["loss"], e))
+    shipped = ckpt["best.ckpt"]["state_dict"]
+    for k, v in kept[soup[0]]["state"].items():
+        if v.is_floating_point():
+            mean = torch.stack([kept[e]["state"][k] for e in soup]).mean(0)
+            assert torch.allclose(shipped["net." + k], mean, atol=1e-6), k
+    # the shipped soup scores no lower on validation than any epoch did
+    assert m["validation"]["f1_macro"] >= max(v["f1"] for v in kept.values()) - 1e-6
+
+
+def test_a_greedy_soup_needs_a_first_epoch():
+    from textlstm.core.config import load_config
+    from textlstm.core.errors import UserError
+
+    with pytest.raises(UserError, match=r"trainer\.average_epochs.*trainer\.average_from_epoch"):
+        load_config(None, ["trainer.average_epochs=greedy"])
+    with pytest.raises(UserError, match=r"trainer\.average_epochs.*all or greedy"):
+        load_config(None, ["trainer.average_epochs=best", "trainer.average_from_epoch=2"])
+
+
 def test_average_and_ema_together_are_refused():
     from textlstm.core.config import load_config
     from textlstm.core.errors import UserError

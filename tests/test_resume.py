@@ -84,11 +84,18 @@ def uninterrupted_budget(small_csvs, tmp_path_factory):
 # trainer.average_from_epoch: the running average lives in last.ckpt's callback state and must
 # come back on resume, or the shipped best.ckpt would average fewer epochs
 AVERAGE = ("trainer.average_from_epoch=2",)
+# trainer.average_epochs=greedy: the kept epochs' weights ride in last.ckpt the same way
+GREEDY = ("trainer.average_from_epoch=2", "trainer.average_epochs=greedy")
 
 
 @pytest.fixture(scope="module")
 def uninterrupted_average(small_csvs, tmp_path_factory):
     return _uninterrupted(small_csvs, tmp_path_factory.mktemp("average"), *AVERAGE)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_greedy(small_csvs, tmp_path_factory):
+    return _uninterrupted(small_csvs, tmp_path_factory.mktemp("greedy"), *GREEDY)
 
 
 def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, tmp_path):
@@ -99,11 +106,12 @@ def test_same_config_and_seed_give_the_same_metrics(uninterrupted, small_csvs, t
 
 
 @pytest.mark.parametrize(("kill_after_epoch", "variant"), [(0, ""), (2, ""), (0, "budget"),
-                                                           (2, "budget"), (2, "average")])
+                                                           (2, "budget"), (2, "average"),
+                                                           (2, "greedy")])
 def test_sigkill_at_an_epoch_end_then_resume_equals_the_uninterrupted_run(
     small_csvs, tmp_path, kill_after_epoch, variant, request
 ):
-    extra = {"": (), "budget": BUDGET, "average": AVERAGE}[variant]
+    extra = {"": (), "budget": BUDGET, "average": AVERAGE, "greedy": GREEDY}[variant]
     uninterrupted = request.getfixturevalue("_".join(filter(None, ("uninterrupted", variant))))
     proc = _start(_overrides(small_csvs, tmp_path, "wandb.mode=offline", *extra))
     deadline = time.time() + 240

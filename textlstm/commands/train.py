@@ -72,8 +72,12 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     best = checkpoints.best_path()
     best_epoch = checkpoint_epoch(best)  # before ship_average may rewrite best.ckpt
     averaged = ship_average(trainer, model, checkpoints)
-    if averaged:
-        log.info("best.ckpt: the average of the weights of epochs %d-%d", *averaged)
+    if averaged and averaged.get("soup_epochs"):
+        log.info("best.ckpt: the average of the weights of epochs %s (greedy soup)",
+                 ", ".join(map(str, sorted(averaged["soup_epochs"]))))
+    elif averaged and averaged["averaged_epochs"]:
+        log.info("best.ckpt: the average of the weights of epochs %d-%d",
+                 *averaged["averaged_epochs"])
     validation, test, calibration = score_best(trainer, model, dm, best, cfg.model.calibration)
     if not main:  # metrics are synced across ranks; rank 0 writes the results
         return run_dir

@@ -278,6 +278,10 @@ class TrainerConfig:
         "ship the average of the weights at the end of every epoch from this one (1-based) to "
         "the last one trained (stochastic weight averaging); validation and early stopping "
         "still see each epoch's own weights; null: ship the best validated epoch")})
+    average_epochs: str = field(default="all", metadata={"help": (
+        "which epochs from trainer.average_from_epoch on are averaged: all, or greedy (best "
+        "first, each kept only if the average's validation macro-F1 does not fall: a greedy "
+        "model soup; the best validated epoch is shipped if the soup scores lower)")})
 
 
 @dataclass
@@ -671,6 +675,10 @@ def _validate_trainer(t) -> None:
            f"is {t.average_from_epoch}; use an epoch number from 1 or null")
     _check(t.average_from_epoch is None or t.ema_decay is None, "trainer.average_from_epoch",
            "cannot be combined with trainer.ema_decay; set one of them to null")
+    _check(t.average_epochs in ("all", "greedy"), "trainer.average_epochs",
+           f"is {t.average_epochs}; use all or greedy")
+    _check(t.average_epochs == "all" or t.average_from_epoch is not None,
+           "trainer.average_epochs", "is greedy, which needs trainer.average_from_epoch (e.g. 4)")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
 

@@ -30,7 +30,7 @@ COSINE_NEEDS_LENGTH = ("optim.scheduler=cosine needs the number of training step
                        "or set trainer.limit_train_batches to a number of batches.")
 
 
-def _summary_metrics(n: int, multilabel: bool = False) -> MetricCollection:
+def summary_metrics(n: int, multilabel: bool = False) -> MetricCollection:
     if multilabel:  # fed 0/1 predictions (see _predict)
         return MetricCollection({
             "f1_macro": MultilabelF1Score(n, average="macro"),
@@ -77,7 +77,7 @@ def score_logits(logits: torch.Tensor, targets: torch.Tensor, labels: list[str],
     onnxruntime): the metric objects a test epoch uses, the unweighted cross-entropy of the
     calibrated logits, and the ECE with and without the temperature."""
     n = len(labels)
-    metrics, report, loss = _summary_metrics(n), _report_metrics(n), MeanMetric()
+    metrics, report, loss = summary_metrics(n), _report_metrics(n), MeanMetric()
     preds = logits.argmax(-1)
     metrics(preds, targets)
     report(preds, targets)
@@ -108,9 +108,9 @@ class LitTextClassifier(L.LightningModule):
         # (training/multilabel.py); test and every reader of the run use them, 0.5 until then
         self.thresholds: list[float] | None = None
         # one metric object per split, as in lightning-hydra-template
-        self.train_metrics = _summary_metrics(n, self.multilabel).clone(prefix="train/")
-        self.val_metrics = _summary_metrics(n, self.multilabel).clone(prefix="val/")
-        self.test_metrics = _summary_metrics(n, self.multilabel).clone(prefix="test/")
+        self.train_metrics = summary_metrics(n, self.multilabel).clone(prefix="train/")
+        self.val_metrics = summary_metrics(n, self.multilabel).clone(prefix="val/")
+        self.test_metrics = summary_metrics(n, self.multilabel).clone(prefix="test/")
         self.val_report, self.test_report = _report_metrics(n), _report_metrics(n)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.val_f1_best = MaxMetric()
