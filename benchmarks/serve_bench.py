@@ -144,7 +144,8 @@ def soak_level(generator: str, base: str, texts: list[str], n: int, offset: int,
     """`n` single-text requests from 32 clients, request k's text ending in a word made of
     offset + k, so the server's tokenizer meets a new string in every request. wrk stops
     sending after n answers but runs out its -d seconds, so those are sized from `rate` (the
-    requests/s the levels measured); its requests count says how many were sent."""
+    requests/s the levels measured); its requests count says how many were answered, which
+    can pass n by up to the 31 other connections' requests already in flight at the stop."""
     if generator == "wrk":
         seconds = min(max_seconds, 2 + 1.5 * n / max(rate, 100.0))
         return run_wrk(base, texts, 32, 1, seconds, distinct=(n, offset))

@@ -259,7 +259,9 @@ def test_serve_bench_writes_its_contract(tiny_run, small_csvs, tmp_path):
             level["requests_per_second"] * level["texts_per_request"], rel=0.01)
     assert result["requests_total"] >= 120
     assert set(result["rss_mb"]) == {"start", "after_5000", "end", "soak_requests"}
-    assert result["rss_mb"]["start"] > 0 and result["rss_mb"]["soak_requests"] == 120
+    # wrk stops sending at the 120th answer but cannot recall what its 32 connections
+    # already have in flight (CI saw 128); httpx stops at 120 exactly
+    assert result["rss_mb"]["start"] > 0 and 120 <= result["rss_mb"]["soak_requests"] < 120 + 32
     assert result["fuzz"]["requests"] >= 45 and result["fuzz"]["status_5xx"] == 0
     assert result["fuzz"]["alive"] is True
     assert result["fuzz"]["odd_texts"] >= 10 and result["fuzz"]["odd_texts_not_200"] == 0
