@@ -258,6 +258,13 @@ def test_a_greedy_soup_needs_a_first_epoch():
 
     with pytest.raises(UserError, match=r"trainer\.average_epochs.*trainer\.average_from_epoch"):
         load_config(None, ["trainer.average_epochs=greedy"])
+    # the recipe's soup turned off: the error names the second key to set
+    with pytest.raises(UserError, match=r"average_epochs=all as well"):
+        load_config(Path(__file__).parents[1] / "configs" / "auto.yaml",
+                    ["trainer.average_from_epoch=null"])
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "auto.yaml",
+                      ["trainer.average_from_epoch=null", "trainer.average_epochs=all"])
+    assert cfg.trainer.average_from_epoch is None
     with pytest.raises(UserError, match=r"trainer\.average_epochs.*all or greedy"):
         load_config(None, ["trainer.average_epochs=best", "trainer.average_from_epoch=2"])
 

@@ -678,7 +678,8 @@ def _validate_trainer(t) -> None:
     _check(t.average_epochs in ("all", "greedy"), "trainer.average_epochs",
            f"is {t.average_epochs}; use all or greedy")
     _check(t.average_epochs == "all" or t.average_from_epoch is not None,
-           "trainer.average_epochs", "is greedy, which needs trainer.average_from_epoch (e.g. 4)")
+           "trainer.average_epochs", "is greedy, which needs trainer.average_from_epoch (e.g. 4); "
+           "to ship the best epoch alone, set trainer.average_epochs=all as well")
     _check(t.checkpoint_every_n_steps >= 0, "trainer.checkpoint_every_n_steps",
            "must be 0 (off) or more")
 
