@@ -135,6 +135,18 @@ M = [
            "tests/test_class_sampling.py::"
            "test_class_balanced_sampling_learns_classes_with_two_or_three_texts",
            "data.class_sampling never reaches the training loader"),
+    Mutant("textlstm/batches/recipe.py",
+           'cfg.model.regions = LONG_REGIONS if cfg.model.long_text == "chunks" else 1',
+           "cfg.model.regions = 1",
+           "tests/test_chunks.py::"
+           "test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole",
+           "model.regions=auto never pools long documents in pieces"),
+    Mutant("textlstm/commands/train.py",
+           'dm.picked = {**getattr(dm, "picked", {}), **resolve_regions(cfg)}',
+           'dm.picked = getattr(dm, "picked", {})',
+           "tests/test_chunks.py::"
+           "test_auto_recipe_trains_reloads_and_predicts_long_documents",
+           "train() never resolves model.regions=auto"),
     Mutant("textlstm/batches/recipe.py", "rare = rarest is not None and rarest <= RARE_TEXTS",
            "rare = False",
            "tests/test_class_sampling.py::"

@@ -217,6 +217,8 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
     assert picked["max_chunks"] >= 2 and picked["batch_size"] == 8  # sqrt(300) / 2.6 -> 8
     saved = OmegaConf.load(run / "config.yaml")
     assert saved.model.long_text == "chunks"
+    # model.regions=auto: windows mean long documents, pooled in LONG_REGIONS pieces
+    assert picked["regions"] == saved.model.regions == recipe.LONG_REGIONS == 4
     # optim.lr=auto: planned from the steps the epoch really had, and the optimizer ran at it
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert picked["planned_steps"] == last["global_step"] > 0  # one epoch
@@ -225,7 +227,7 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
     assert saved.data.max_length == picked["max_length"] == 24 * picked["max_chunks"]
     assert saved.data.max_tokens_per_batch == picked["max_tokens_per_batch"]
     pred = textlstm.load(run)
-    assert pred.net.chunking == (24, 0)
+    assert pred.net.chunking == (24, 0) and pred.net.pooling.regions == 4
     texts = [" ".join(["market"] * 70), "a short one", " ".join(["match goal"] * 20)]
     together = pred.predict(texts)
     for text, row in zip(texts, together, strict=True):
@@ -281,6 +283,19 @@ def test_regions_need_max_pooling_and_say_so_in_one_line():
     code, out, err = run_cli("train", "--config", "configs/auto.yaml", "model.regions=2",
                              "model.pooling=attention")
     assert code == 2 and out == "" and err.count("\n") == 1 and "model.pooling=max" in err
+
+
+def test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole():
+    cfg = load_config(None, ["model.regions=auto", "model.long_text=truncate"])
+    assert recipe.resolve_regions(cfg) == {"regions": 1} and cfg.model.regions == 1
+    cfg = load_config(None, ["model.regions=auto", *CHUNKS])
+    assert recipe.resolve_regions(cfg) == {"regions": 4} and cfg.model.regions == 4
+    cfg = load_config(None, ["model.regions=2", *CHUNKS])  # set by hand: kept, nothing logged
+    assert recipe.resolve_regions(cfg) == {} and cfg.model.regions == 2
+    with pytest.raises(UserError, match=r"model\.regions' is auto, which .*model\.pooling=max"):
+        load_config(None, ["model.regions=auto", "model.pooling=mean"])
+    with pytest.raises(UserError, match=r"model\.regions' is four; .*or auto"):
+        load_config(None, ["model.regions=four"])
 
 
 def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):

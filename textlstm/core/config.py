@@ -182,12 +182,13 @@ class ModelConfig:
     pooling: str = field(default="max", metadata={"help": (
         "how the encoder's outputs become one vector per text: last (final states) | max | mean "
         "(over real tokens) | max_mean (both, joined) | attention (learned weights)")})
-    regions: int = field(default=1, metadata={"help": (
+    regions: Any = field(default=1, metadata={"help": (
         "region max pooling: cut each text (with model.long_text=chunks, the whole document "
         "across its windows) into this many contiguous pieces by its own length, max-pool each "
         "and join them, so where a feature appears is kept (Johnson and Zhang 2016); the "
         "pooled vector is this many times wider; needs model.pooling=max (and "
-        "model.chunk_pooling=max with windows); 1: one max over the whole text")})
+        "model.chunk_pooling=max with windows); 1: one max over the whole text; auto: 4 when "
+        "model.long_text resolves to chunks (long documents), else 1")})
     head: HeadConfig = field(default_factory=HeadConfig, metadata={"help": (
         "the classifier on top of the pooled vector")})
     class_weights: Any = field(default="none", metadata={"help": (
@@ -647,8 +648,8 @@ def _validate_regions(m) -> None:
     """model.regions: a whole number from 1; pieces are max-pooled, so other poolings (and, over
     windows, other chunk poolings, which would not give one pass's numbers) are refused."""
     k = m.get("regions", 1)
-    _check(_is_int(k) and k >= 1, "model.regions",
-           f"is {k}; use a whole number of pieces, 1 (off) or more")
+    _check(k == "auto" or (_is_int(k) and k >= 1), "model.regions",
+           f"is {k}; use a whole number of pieces, 1 (off) or more, or auto")
     if k == 1:
         return
     _check(m.pooling == "max", "model.regions",
