@@ -40,7 +40,7 @@ def replay(run: str, data: str, seed: int = 0) -> dict:
     pred = load_run(run, which="last", device="cpu")
     pred.temperature = 1.0  # the loss of the network itself, not of the calibrated one
     ckpt = torch.load(Path(run) / "checkpoints" / "last.ckpt", map_location="cpu",
-                      weights_only=False)
+                      weights_only=True)  # the package stores the kept epochs as plain tensors
     snaps = next(v for k, v in ckpt["callbacks"].items() if "GreedySoup" in k)["epochs"]
     if len(snaps) < 2:
         raise SystemExit(f"{run}: fewer than two epochs kept; nothing to average")
