@@ -142,8 +142,8 @@ M = [
            "test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole",
            "model.regions=auto never pools long documents in pieces"),
     Mutant("textlstm/commands/train.py",
-           'dm.picked = {**getattr(dm, "picked", {}), **resolve_regions(cfg)}',
-           'dm.picked = getattr(dm, "picked", {})',
+           "    resolve_regions(cfg, dm)\n",
+           "    pass  # model.regions left unresolved\n",
            "tests/test_chunks.py::"
            "test_auto_recipe_trains_reloads_and_predicts_long_documents",
            "train() never resolves model.regions=auto"),

@@ -286,12 +286,15 @@ def test_regions_need_max_pooling_and_say_so_in_one_line():
 
 
 def test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole():
-    cfg = load_config(None, ["model.regions=auto", "model.long_text=truncate"])
-    assert recipe.resolve_regions(cfg) == {"regions": 1} and cfg.model.regions == 1
-    cfg = load_config(None, ["model.regions=auto", *CHUNKS])
-    assert recipe.resolve_regions(cfg) == {"regions": 4} and cfg.model.regions == 4
-    cfg = load_config(None, ["model.regions=2", *CHUNKS])  # set by hand: kept, nothing logged
-    assert recipe.resolve_regions(cfg) == {} and cfg.model.regions == 2
+    from types import SimpleNamespace
+
+    for overrides, regions, picked in ((["model.regions=auto", "model.long_text=truncate"], 1,
+                                        {"regions": 1}),
+                                       (["model.regions=auto", *CHUNKS], 4, {"regions": 4}),
+                                       (["model.regions=2", *CHUNKS], 2, {})):  # by hand: kept
+        cfg, dm = load_config(None, overrides), SimpleNamespace(picked={})
+        recipe.resolve_regions(cfg, dm)
+        assert cfg.model.regions == regions and dm.picked == picked
     with pytest.raises(UserError, match=r"model\.regions' is auto, which .*model\.pooling=max"):
         load_config(None, ["model.regions=auto", "model.pooling=mean"])
     with pytest.raises(UserError, match=r"model\.regions' is four; .*or auto"):

@@ -37,7 +37,7 @@ LOWEST_LR = 3e-4
 RARE_TEXTS, RARE_LR, RARE_EPOCHS, RARE_PATIENCE = 10, 0.01, 40, 8
 # model.regions=auto: long documents (read in windows) are max-pooled in LONG_REGIONS pieces
 # (Johnson and Zhang 2016). On validation, 3 seeds each, one thread: BBC 0.9877 against 0.9817,
-# debian-long 0.9626 against 0.9364; on the tweets (one window) 0.7673 against 0.7712, so short
+# debian-long 0.9626 against 0.9364; on the tweets (one window) 0.7673 against 0.7699, so short
 # texts keep one max (docs/accuracy.md, "Region pooling").
 LONG_REGIONS = 4
 
@@ -132,13 +132,13 @@ def resolve_class_sampling(cfg, dm) -> None:
     dm.picked = {**dm.picked, **decided}
 
 
-def resolve_regions(cfg) -> dict:
+def resolve_regions(cfg, dm) -> None:
     """Replace model.regions=auto (in place, after model.long_text is decided): LONG_REGIONS
-    pieces when documents are read in windows, else one max. Returns the decision for
-    `dm.picked` (console, metrics.json, W&B); empty when regions was set by hand."""
+    pieces when documents are read in windows, else one max; the decision joins `dm.picked`
+    (console, metrics.json, W&B)."""
     if cfg.model.regions != "auto":
-        return {}
+        return
     cfg.model.regions = LONG_REGIONS if cfg.model.long_text == "chunks" else 1
-    if cfg.model.regions > 1:
-        log.info("auto recipe: documents are read in windows: model.regions=%d", LONG_REGIONS)
-    return {"regions": cfg.model.regions}
+    log.info("auto recipe: model.regions=%d (long_text=%s)", cfg.model.regions,
+             cfg.model.long_text)
+    dm.picked = {**dm.picked, "regions": cfg.model.regions}

@@ -60,7 +60,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     # the auto recipe decides from the training split (batches/recipe.py); the run's
     # config.yaml records the decisions, so loading the run needs no data
     cfg.model.long_text = getattr(dm, "long_text", cfg.model.long_text)
-    dm.picked = {**getattr(dm, "picked", {}), **resolve_regions(cfg)}
+    resolve_regions(cfg, dm)
     resolve_class_sampling(cfg, dm)  # before resolve_lr, which builds the training loader
     resolve_lr(cfg, dm)
     check_schedule(cfg, dm)
