@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, TINY, run_cli
 
 CONTRACT = {"quantize", "texts", "max_abs_logit_diff", "argmax_agreement", "accuracy", "size_bytes"}
 BUNDLE_FILES = {"model.onnx", "vocab.json", "labels.json", "textlstm.json", "README.md",
@@ -233,23 +233,46 @@ def test_predict_and_evaluate_take_a_bundle(bundle, tiny_run, small_csvs, test_t
     assert got["ece"] == pytest.approx(want["ece"], abs=1e-4)
 
 
-def test_int8_export_agrees_with_the_run(tiny_run, bundle, tmp_path):
-    """int8 on a model trained for seconds: its logits sit close together, so one flipped label
-    in 60 is possible; the product's own check (99 % agreement, 0.5 points, 0.35x size) decides
-    whether the export succeeds, and this test holds it to what that check reported."""
+@pytest.fixture(scope="module")
+def keyword_run(tmp_path_factory):
+    """A tiny run whose classes are told apart by their own keywords among 3,000 filler words:
+    its logits stand far apart, so int8 must keep every label (the session's tiny run is too
+    close to chance for the 99 % check to pass reliably), and its vocabulary is large enough
+    for int8 to shrink the file below 0.35x."""
+    import csv
+    import random
+
+    from textlstm.commands.train import train
+    from textlstm.core.config import load_config
+
+    root = tmp_path_factory.mktemp("keywords")
+    keys = {"sport": "goal match team coach league striker".split(),
+            "tech": "chip software phone server code robot".split(),
+            "business": "shares bank profit market merger stock".split()}
+    rng = random.Random(0)
+    for split, n in (("train", 240), ("validation", 60), ("test", 60)):
+        with open(root / f"{split}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            for i in range(n):
+                label = list(keys)[i % 3]
+                words = [f"w{rng.randrange(3000)}" for _ in range(8)]
+                words += rng.choices(keys[label], k=6)
+                rng.shuffle(words)
+                w.writerow([" ".join(words), label])
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        *(f"data.{s}_file={root / f'{s}.csv'}" for s in ("train", "validation", "test")),
+        f"data.data_dir={root / 'data'}", f"run_root={root}", "model.embedding.vectors=null",
+        "wandb.mode=disabled", *TINY, "trainer.max_epochs=4", "optim.lr=0.02"])
+    return train(cfg)
+
+
+def test_int8_export_agrees_with_the_run(keyword_run, tmp_path):
     from textlstm.commands.export import export
-    from textlstm.core.errors import UserError
     from textlstm.serving import export as ex
 
     out = tmp_path / "int8"
-    shutil.copytree(bundle, out)  # --overwrite replaces an existing bundle
-    try:
-        check = export(tiny_run, out, quantize="int8", overwrite=True, log=_quiet)
-    except UserError as e:  # a failed check: the old bundle stays, no partial folder
-        assert "export check failed" in str(e) and "int8" in str(e)
-        assert json.loads((out / "export_check.json").read_text())["quantize"] == "none"
-        assert _leftovers(tmp_path) == []
-        pytest.skip(f"the tiny model is too close to chance for int8: {e}")
+    check = export(keyword_run, out, quantize="int8", log=_quiet)
     assert check == json.loads((out / "export_check.json").read_text())
     assert set(check) == CONTRACT and check["quantize"] == "int8"
     assert check["argmax_agreement"] >= ex.INT8_MIN_AGREEMENT
@@ -260,6 +283,23 @@ def test_int8_export_agrees_with_the_run(tiny_run, bundle, tmp_path):
 
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert "DynamicQuantizeLSTM" in ops
+
+
+def test_a_failed_int8_check_keeps_the_bundle_it_would_replace(keyword_run, tmp_path,
+                                                                monkeypatch):
+    from textlstm.commands.export import export
+    from textlstm.core.errors import UserError
+    from textlstm.serving import export as ex
+
+    out = tmp_path / "b"
+    export(keyword_run, out, log=_quiet)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(ex, "INT8_MIN_AGREEMENT", 1.01)  # no model can pass
+    with pytest.raises(UserError, match="export check failed.*int8"):
+        export(keyword_run, out, quantize="int8", overwrite=True, log=_quiet)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert json.loads((out / "export_check.json").read_text())["quantize"] == "none"
+    assert _leftovers(tmp_path) == []
 
 
 def test_the_product_checks_use_the_issue_thresholds():
