@@ -323,7 +323,7 @@ def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts
         pred = Predictor(net, dm.vocab, dm.labels, cfg)
         list(pred.predict_lines(texts[:256]))  # warm-up
         t0 = time.perf_counter()
-        for _ in pred.predict_lines(texts):  # what `predict --input` writes
+        for _ in pred.predict_blocks(texts):  # what `predict --input` writes
             pass
         out["torch"] = round(len(texts) / (time.perf_counter() - t0), 1)
         (Path(tmp) / "texts.json").write_text(json.dumps(texts), encoding="utf-8")

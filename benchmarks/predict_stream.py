@@ -50,7 +50,7 @@ def measure(bundle: str | Path, texts: list[str], floor: bool, rounds: int = 3) 
             pass
 
     def stream():
-        for _ in pred.predict_lines(texts):  # the lines `predict --input` writes
+        for _ in pred.predict_blocks(texts):  # the lines `predict --input` writes
             pass
 
     tokenize_texts(texts)  # spaCy loaded and its cache warm: the steady state of a long stream

@@ -134,8 +134,8 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
     src = tmp_path / "in.txt"
     src.write_text("".join(f"{'good' if i % 3 else 'bad'} text {i}\n" for i in range(600)))
     chunk = 50
-    real_lines = Predictor.predict_lines
-    held = []  # texts read but not yet written, at each written row
+    real_blocks = Predictor.predict_blocks
+    held = []  # texts read but not yet written, at each written chunk
     read = {"n": 0}
     real_iter = predict_mod.iter_texts
 
@@ -144,13 +144,15 @@ def test_predict_input_holds_a_bounded_number_of_texts(tmp_path, monkeypatch, ca
             read["n"] += 1
             yield t
 
-    def counting_lines(self, texts, chunk_size=8192, **kw):
-        for written, line in enumerate(real_lines(self, texts, chunk_size=chunk, **kw)):
+    def counting_blocks(self, texts, chunk_size=8192, **kw):
+        written = 0
+        for count, block in real_blocks(self, texts, chunk_size=chunk, **kw):
             held.append(read["n"] - written)
-            yield line
+            written += count
+            yield count, block
 
     monkeypatch.setattr(predict_mod, "iter_texts", counting_iter)
-    monkeypatch.setattr(Predictor, "predict_lines", counting_lines)
+    monkeypatch.setattr(Predictor, "predict_blocks", counting_blocks)
     out = tmp_path / "out.jsonl" if to_file else None
     n = predict_mod.predict(run, input_file=str(src), output=str(out) if out else None)
     assert n == 600 and read["n"] == 600

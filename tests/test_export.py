@@ -101,15 +101,28 @@ def test_bundle_predicts_what_its_run_predicts(bundle, tiny_run, test_texts):
     for w, g in zip(want, got, strict=True):
         assert g["label"] == w["label"]
         assert g["probabilities"] == pytest.approx(w["probabilities"], abs=1e-5)
-    # the pipelined stream (tokenizer worker processes) gives the same rows in the same order
+    # the pipelined stream (worker processes) gives the same rows in the same order; a text's
+    # batch partners differ from one call's, which moves a probability by ~1e-7, so up to the
+    # sixth decimal
+    def same(rows):
+        rows = list(rows)
+        assert [r["label"] for r in rows] == [r["label"] for r in got]
+        for r, g in zip(rows, got, strict=True):
+            assert r["probabilities"] == pytest.approx(g["probabilities"], abs=2e-6)
+
     streamed = list(exported.predict_stream(iter(texts), chunk_size=7, workers=2))
-    assert [t for t, _ in streamed] == texts and [r for _, r in streamed] == got
-    # `predict --input`'s lines, written in the worker processes, are those rows as JSON
-    from textlstm.models.contract import json_line
-    want_lines = [json_line(t, r) for t, r in zip(texts, got, strict=True)]
+    assert [t for t, _ in streamed] == texts
+    same(r for _, r in streamed)
+    # `predict --input`'s lines, written in the worker processes, are those rows as JSON, and
+    # joined a chunk at a time (what `predict --input` writes): every text once, in order
     for workers in (2, 1):
-        lines = exported.predict_lines(iter(texts), chunk_size=7, workers=workers)
-        assert list(lines) == want_lines
+        lines = list(exported.predict_lines(iter(texts), chunk_size=7, workers=workers))
+        assert [json.loads(x)["text"] for x in lines] == texts
+        same({k: v for k, v in json.loads(x).items() if k != "text"} for x in lines)
+        blocks = list(exported.predict_blocks(iter(texts), chunk_size=7, workers=workers))
+        assert "".join(b for _, b in blocks) == "".join(lines)
+        assert [n for n, _ in blocks] == [b.count("\n") for _, b in blocks]
+        assert sum(n for n, _ in blocks) == len(texts)
 
 
 def test_a_bundle_runs_onnxruntime_in_small_batches_unless_told(bundle, test_texts):
@@ -433,3 +446,4 @@ def test_a_network_with_regions_exports_with_the_same_logits(tmp_path):
             ref = net(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
         got = session.run(None, {"ids": ids, "lengths": lengths})[0]
         assert np.abs(ref - got).max() < 1e-5
+

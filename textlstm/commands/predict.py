@@ -33,22 +33,22 @@ def predict(run_dir: str | Path, texts: list[str] | None = None, input_file: str
                         "choose another name.")
     pred = load(run_dir, overrides)
     source = iter_texts(Path(input_file), pred.text_field) if input_file else texts
-    lines = pred.predict_lines(source, min_labels=min_labels)
+    blocks = pred.predict_blocks(source, min_labels=min_labels)  # a chunk's lines at a time
     n = 0
     if not output:
-        for line in lines:
-            print(line, end="")
-            n += 1
+        for count, block in blocks:
+            sys.stdout.write(block)
+            n += count
         return n
     from tqdm import tqdm
 
     # the bar shows on a terminal only (stderr), never in pipes or logs
     with atomic_write(output, suffix=".partial") as fh, tqdm(unit=" texts", disable=None,
                                                              file=sys.stderr) as bar:
-        for line in lines:
-            fh.write(line)
-            n += 1
-            bar.update()
+        for count, block in blocks:
+            fh.write(block)
+            n += count
+            bar.update(count)
     print(f"wrote {n} predictions to {output}", file=sys.stderr)
     return n
 

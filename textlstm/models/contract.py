@@ -99,6 +99,15 @@ class Predictions:
             check_texts(part)
             yield from self.answer_lines(part, self.predict_proba(part).tolist(), min_labels)
 
+    def predict_blocks(self, texts: Iterable[str], min_labels: int = 0, chunk_size: int = 8192
+                       ) -> Iterator[tuple[int, str]]:
+        """`predict_lines` a chunk at a time: (how many texts, their lines joined), so a writer
+        makes one call a chunk instead of one a text."""
+        for part in chunks(texts, chunk_size):
+            check_texts(part)
+            lines = self.answer_lines(part, self.predict_proba(part).tolist(), min_labels)
+            yield len(part), "".join(lines)
+
     def predict_stream(self, texts: Iterable[str], chunk_size: int = 8192,
                        min_labels: int = 0) -> Iterator[tuple[str, dict]]:
         """(text, prediction) pairs over any iterable of texts, `chunk_size` texts held at once."""
