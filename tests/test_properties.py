@@ -49,6 +49,15 @@ def test_any_unicode_survives_tokenize_vocab_collate(batch_texts, max_length, lo
 SPECIAL = ["Mark", "_", "the", "İstanbul", "ΣΑΣ", "Straße", "ǅ", "caf\udfff", "\ud83d\ude00 ok"]
 
 
+# pieces of spaCy's special cases (emoticons, abbreviations, contractions), which its last pass
+# matches over several tokens: texts made of them probe whether texts tokenized together (one
+# Doc per batch, `encode_arrays`) ever change each other's tokens
+ATOMS = [":)", ":)x", ")", "(", "band)", ":", "-", "(:", "):", ":-)", "a.m.", "a.m", ".", "'s",
+         "n't", "'", "cause", "Mr", "e.g", "x", "\x8a", "<3", "=)", "\n", "--", "..."]
+atom_texts = st.lists(st.lists(st.sampled_from(ATOMS), min_size=1, max_size=3).map("".join),
+                      max_size=8).map(" ".join)
+
+
 @settings(max_examples=60, deadline=None)
 @given(texts, st.lists(st.text(max_size=40) | st.sampled_from(SPECIAL), max_size=12),
        st.integers(1, 30) | st.none(), st.booleans())
@@ -56,8 +65,16 @@ def test_ids_straight_from_spacy_equal_ids_from_token_strings(batch_texts, known
                                                               lowercase):
     """`encode_texts` (predict's path: spaCy's own ids looked up) gives the ids of
     `vocab.encode` over `tokenize_texts` (training's path: token strings)."""
-    batch_texts = batch_texts + SPECIAL
+    batch_texts = batch_texts + SPECIAL + ["band) :)\x8a\x97\x9d", ":)\x8a\x97\x9d", "(:"]
     vocab = Vocab.build(tokenize_texts(known + SPECIAL[::2], lowercase), min_freq=1)
     want = [vocab.encode(t, max_length) for t in tokenize_texts(batch_texts, lowercase)]
     assert encode_texts(batch_texts, vocab, lowercase, max_length) == want
     assert any(i > 1 for row in want for i in row)  # some words are known, so ids are compared
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(atom_texts, min_size=1, max_size=20), st.booleans())
+def test_texts_of_special_case_pieces_encode_as_each_alone(batch_texts, lowercase):
+    vocab = Vocab.build(tokenize_texts(ATOMS + [" ".join(ATOMS)], lowercase), min_freq=1)
+    want = [vocab.encode(t) for t in tokenize_texts(batch_texts, lowercase)]
+    assert encode_texts(batch_texts, vocab, lowercase) == want

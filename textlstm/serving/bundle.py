@@ -21,7 +21,6 @@ import json
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from textlstm.core.hardware import usable_cores
 from textlstm.core.runfolder import read_labels
 from textlstm.models.contract import Predictions, check_texts, chunks
 from textlstm.models.version import ARCH_VERSION
-from textlstm.tokens.tokenize import encode_texts, spacy_module
+from textlstm.tokens.tokenize import encode_arrays, spacy_module
 from textlstm.tokens.vocab import Vocab
 
 MODEL, VOCAB, LABELS, META = "model.onnx", "vocab.json", "labels.json", "textlstm.json"
@@ -114,9 +113,11 @@ def encode_flat(texts: list[str], vocab: Vocab, lowercase: bool, max_length: int
     """Texts -> (all ids concatenated (sum L,) int64, lengths (N,) int64). An empty text is one
     <unk> (as `batches.collate` makes it), so every text has a last token. Flat arrays cross a
     process boundary as two buffers instead of N Python lists."""
-    ids = [x or [1] for x in encode_texts(texts, vocab, lowercase, max_length)]
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    flat, lengths = encode_arrays(texts, vocab, lowercase, max_length)
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        flat = np.insert(flat, (np.cumsum(lengths) - lengths)[empty], 1)
+        lengths[empty] = 1
     return flat, lengths
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import weakref
 from typing import TYPE_CHECKING
 
 from textlstm.core.hardware import usable_cores
@@ -86,18 +87,75 @@ def tokenize_texts(texts: list[str], lowercase: bool = True) -> list[list[str]]:
 def encode_texts(texts: list[str], vocab: Vocab, lowercase: bool = True,
                  max_length: int | None = None) -> list[list[int]]:
     """Token ids per text: the same as `vocab.encode(tokens, max_length)` for each of
-    `tokenize_texts(texts, lowercase)`, without a Python string per token. spaCy already holds
-    each token's id (LOWER or ORTH: the hash of the string, or a fixed symbol for a few hundred
-    common words), so the vocabulary is looked up by that id; the string lists cost about 14 us
-    a tweet, a third of tokenizing (docs/benchmarks.md, "Predict at scale")."""
-    from spacy.strings import get_string_id
-
-    get = vocab.by_key(get_string_id).get
-    out = []
-    for doc in _docs(texts):
-        keys = [t.lower if lowercase else t.orth for t in doc if not t.is_space]
-        out.append([get(k, 1) for k in keys[:max_length]])
+    `tokenize_texts(texts, lowercase)`, without a Python string or Token per token
+    (`encode_arrays`)."""
+    flat, counts = encode_arrays(texts, vocab, lowercase, max_length)
+    ids, out, at = flat.tolist(), [], 0
+    for n in counts.tolist():
+        out.append(ids[at : at + n])
+        at += n
     return out
+
+
+# texts tokenized as one Doc by `encode_arrays`: spaCy's work for a tweet is the same, and one
+# Doc for 1,000 short texts costs less than 1,000 (a Doc each, then a Python Token per token)
+JOIN_BATCH = 1000
+
+
+def encode_arrays(texts: list[str], vocab: Vocab, lowercase: bool = True,
+                  max_length: int | None = None):
+    """(the ids of every text concatenated (sum L,) int64, tokens per text (N,) int64): the ids
+    of `encode_texts`, in arrays. spaCy already holds each token's id (LOWER or ORTH: the hash
+    of the string, or a fixed symbol for a few hundred common words), so the vocabulary is
+    looked up by that id, for all tokens at once. A batch of texts is tokenized as one text,
+    one per line: spaCy splits at whitespace and tokenizes each piece on its own, and the line
+    break between two texts is a whitespace token, so its last pass (special cases such as
+    ":)" matched over several tokens) never sees two texts' tokens side by side; every token is
+    then given back to its text by its character offset. 23 us a tweet against 27 for a Doc
+    per text (docs/benchmarks.md, "Predict at scale"); tests/test_properties.py checks the ids
+    against `tokenize_texts`, text by text."""
+    import numpy as np
+    from spacy.attrs import IDX, IS_SPACE, LOWER, ORTH
+
+    keys, values = _key_arrays(vocab)
+    attrs = [LOWER if lowercase else ORTH, IS_SPACE, IDX]
+    ids, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for s in range(0, len(texts), JOIN_BATCH):
+        part = [encodable(t) for t in texts[s : s + JOIN_BATCH]]
+        tok = _nlp().tokenizer(SEPARATOR.join(part)).to_array(attrs)  # (tokens, 3) uint64
+        starts = np.cumsum([0] + [len(t) + 1 for t in part[:-1]])  # (N,) where each text begins
+        tok = tok[tok[:, 1] == 0]
+        which = np.searchsorted(starts, tok[:, 2].astype(np.int64), side="right") - 1
+        n = np.bincount(which, minlength=len(part)).astype(np.int64)
+        key = tok[:, 0]
+        if max_length is not None:  # each text's first max_length tokens
+            position = np.arange(len(key)) - (np.cumsum(n) - n)[which]
+            key = key[position < max_length]
+            n = np.minimum(n, max_length)
+        at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+        ids.append(np.where(keys[at] == key, values[at], 1))  # 1: <unk>
+        counts.append(n)
+    return np.concatenate(ids), np.concatenate(counts)
+
+
+SEPARATOR = "\n"  # between two texts tokenized together: a token of its own (see above)
+_KEY_ARRAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _key_arrays(vocab: Vocab):
+    """The vocabulary by spaCy's ids as two arrays, the ids sorted, for `np.searchsorted`."""
+    if vocab not in _KEY_ARRAYS:
+        import numpy as np
+        from spacy.strings import get_string_id
+
+        table = vocab.by_key(get_string_id)
+        keys = np.fromiter(table.keys(), np.uint64, len(table))
+        values = np.fromiter(table.values(), np.int64, len(table))
+        if not len(keys):  # a vocabulary of <pad> and <unk> alone: no key matches
+            keys, values = np.zeros(1, np.uint64), np.ones(1, np.int64)
+        order = np.argsort(keys)
+        _KEY_ARRAYS[vocab] = (keys[order], values[order])
+    return _KEY_ARRAYS[vocab]
 
 
 def _tokenize_batch(batch, lowercase: bool):
