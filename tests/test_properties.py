@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textlstm.batches.collate import collate
-from textlstm.tokens.tokenize import encode_texts, tokenize_texts
+from textlstm.tokens.tokenize import SMALL_BATCH, encode_texts, tokenize_texts
 from textlstm.tokens.vocab import Vocab
 
 texts = st.lists(
@@ -68,7 +68,10 @@ def test_ids_straight_from_spacy_equal_ids_from_token_strings(batch_texts, known
     batch_texts = batch_texts + SPECIAL + ["band) :)\x8a\x97\x9d", ":)\x8a\x97\x9d", "(:"]
     vocab = Vocab.build(tokenize_texts(known + SPECIAL[::2], lowercase), min_freq=1)
     want = [vocab.encode(t, max_length) for t in tokenize_texts(batch_texts, lowercase)]
-    assert encode_texts(batch_texts, vocab, lowercase, max_length) == want
+    # both of encode_arrays' paths: a batch tokenized as one Doc, and a Doc per text
+    assert encode_texts(batch_texts * 2, vocab, lowercase, max_length) == want * 2
+    assert len(batch_texts) * 2 >= SMALL_BATCH
+    assert [encode_texts([t], vocab, lowercase, max_length)[0] for t in batch_texts] == want
     assert any(i > 1 for row in want for i in row)  # some words are known, so ids are compared
 
 
@@ -77,4 +80,14 @@ def test_ids_straight_from_spacy_equal_ids_from_token_strings(batch_texts, known
 def test_texts_of_special_case_pieces_encode_as_each_alone(batch_texts, lowercase):
     vocab = Vocab.build(tokenize_texts(ATOMS + [" ".join(ATOMS)], lowercase), min_freq=1)
     want = [vocab.encode(t) for t in tokenize_texts(batch_texts, lowercase)]
-    assert encode_texts(batch_texts, vocab, lowercase) == want
+    assert encode_texts(batch_texts * SMALL_BATCH, vocab, lowercase) == want * SMALL_BATCH
+
+
+def test_a_text_never_changes_its_neighbours_tokens():
+    """spaCy alone keeps ":" ")" in "band) :)x" but makes ":)" of ":)x": tokenized together,
+    "band)" and ":)x" as two texts must still get their own tokens (encode_arrays' separator)."""
+    batch = ["band)", ":)\x8a\x97\x9d"] * SMALL_BATCH
+    vocab = Vocab.build(tokenize_texts(batch + ["band) :)\x8a\x97\x9d"]), min_freq=1)
+    assert tokenize_texts([":)\x8a\x97\x9d", "band) :)\x8a\x97\x9d"]) == [
+        [":)", "\x8a\x97\x9d"], ["band", ")", ":", ")", "\x8a\x97\x9d"]]
+    assert encode_texts(batch, vocab) == [vocab.encode(t) for t in tokenize_texts(batch)]
