@@ -304,7 +304,7 @@ def _bundle(net: TextClassifier, dm: TextDataModule, cfg, folder: Path, quantize
 def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts: int = 32768
                          ) -> dict:
     """Raw texts in, one JSON line out per text, as `textlstm predict --input` runs it (the
-    predictor's `predict_lines`, tokenization included): torch, fp32 bundle, int8 bundle. The
+    predictor's `predict_blocks`, tokenization included): torch, fp32 bundle, int8 bundle. The
     test split is repeated (to `min_texts` short texts) so the stream has several chunks, as a
     file would, and lasts seconds, not the worker processes' start. spaCy's cache is warmed on
     every text first, for the streams and the floor alike; the bundles stream in processes of
@@ -321,7 +321,7 @@ def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts
     with tempfile.TemporaryDirectory(prefix="textlstm-bench-bundle-") as tmp:
         tokenize_texts(texts)  # spaCy loaded, its cache warm: the steady state of a stream
         pred = Predictor(net, dm.vocab, dm.labels, cfg)
-        list(pred.predict_lines(texts[:256]))  # warm-up
+        list(pred.predict_blocks(texts[:256]))  # warm-up
         t0 = time.perf_counter()
         for _ in pred.predict_blocks(texts):  # what `predict --input` writes
             pass

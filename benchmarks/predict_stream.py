@@ -55,7 +55,7 @@ def measure(bundle: str | Path, texts: list[str], floor: bool, rounds: int = 3) 
 
     tokenize_texts(texts)  # spaCy loaded and its cache warm: the steady state of a long stream
     pred = BundlePredictor(bundle)
-    list(pred.predict_lines(texts[:256]))
+    list(pred.predict_blocks(texts[:256]))
     cores = usable_cores()
     one = BundlePredictor(bundle, threads=1)
     flat, lengths = one.encode(texts)

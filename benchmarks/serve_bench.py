@@ -132,7 +132,7 @@ def predict_texts_per_second(path: str | Path, texts: list[str], n: int = 20_000
 
     pred = textlstm.load(path)
     texts = (texts * -(-n // len(texts)))[:n]
-    list(pred.predict_lines(texts[:256]))  # warm-up: spaCy, the session
+    list(pred.predict_blocks(texts[:256]))  # warm-up: spaCy, the session
     t0 = time.perf_counter()
     for _ in pred.predict_blocks(texts):  # the JSON lines `predict --input` writes
         pass
