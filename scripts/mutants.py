@@ -46,7 +46,8 @@ C = "tests/test_contracts.py::"
 P = "tests/test_pretrain.py::"
 M = [
     # ---- predict --input's lines, written from a template
-    Mutant("textlstm/models/contract.py", '{round(p, 6)!r}', '{round(p, 5)!r}',
+    Mutant("textlstm/models/contract.py", '*[round(p, 6) for p in row]',
+           '*[round(p, 5) for p in row]',
            C + "test_predict_lines_are_json_dumps_of_the_answers_to_the_character",
            "predict's JSON lines round probabilities to 5 places, not the answers' 6"),
     Mutant("textlstm/serving/bundle.py",
@@ -156,14 +157,22 @@ M = [
            "tests/test_class_sampling.py::"
            "test_auto_turns_on_sqrt_and_the_long_schedule_only_for_rare_classes",
            "the rare-class schedule keeps the configured learning rate"),
-    Mutant("textlstm/tokens/tokenize.py", "keys = [t.lower if lowercase else t.orth",
-           "keys = [t.orth if lowercase else t.orth",
+    Mutant("textlstm/tokens/tokenize.py", "attrs = [LOWER if lowercase else ORTH",
+           "attrs = [ORTH if lowercase else ORTH",
            "tests/test_properties.py::test_ids_straight_from_spacy_equal_ids_from_token_strings",
-           "encode_texts looks up the token as written, not lowercased"),
-    Mutant("textlstm/tokens/tokenize.py", "from spacy.strings import get_string_id",
-           "from spacy.strings import hash_string as get_string_id",
+           "encode_arrays (a batch in one Doc) looks up the token as written, not lowercased"),
+    Mutant("textlstm/tokens/tokenize.py", 'attr = "lower" if lowercase else "orth"',
+           'attr = "orth"',
            "tests/test_properties.py::test_ids_straight_from_spacy_equal_ids_from_token_strings",
-           "encode_texts hashes spaCy's fixed symbols ('mark', '_') as plain strings"),
+           "encode_arrays (a Doc per text) looks up the token as written, not lowercased"),
+    Mutant("textlstm/tokens/tokenize.py", "table = vocab.by_key(get_string_id)",
+           "table = vocab.by_key(__import__('spacy.strings').strings.hash_string)",
+           "tests/test_properties.py::test_ids_straight_from_spacy_equal_ids_from_token_strings",
+           "encode_arrays hashes spaCy's fixed symbols ('mark', '_') as plain strings"),
+    Mutant("textlstm/tokens/tokenize.py", 'SEPARATOR = "\\n"', 'SEPARATOR = " "',
+           "tests/test_properties.py::test_a_text_never_changes_its_neighbours_tokens",
+           "texts tokenized together are joined by a space: a text's tokens change its "
+           "neighbour's"),
     Mutant("textlstm/serving/bundle.py", '"data.eval_batch_size": ONNX_BATCH}',
            '"data.eval_batch_size": int(meta.get("eval_batch_size", 256))}',
            "tests/test_export.py::test_a_bundle_runs_onnxruntime_in_small_batches_unless_told",
