@@ -83,11 +83,17 @@ def test_texts_of_special_case_pieces_encode_as_each_alone(batch_texts, lowercas
     assert encode_texts(batch_texts * SMALL_BATCH, vocab, lowercase) == want * SMALL_BATCH
 
 
-def test_a_text_never_changes_its_neighbours_tokens():
+def test_a_text_never_changes_its_neighbours_tokens(monkeypatch):
     """spaCy alone keeps ":" ")" in "band) :)x" but makes ":)" of ":)x": tokenized together,
-    "band)" and ":)x" as two texts must still get their own tokens (encode_arrays' separator)."""
-    batch = ["band)", ":)\x8a\x97\x9d"] * SMALL_BATCH
+    "band)" and ":)x" as two texts must still get their own tokens (encode_arrays' separator),
+    in one Doc or cut into several."""
+    import textlstm.tokens.tokenize as tk
+
+    batch = ["band)", ":)\x8a\x97\x9d", "", " \n"] * SMALL_BATCH
     vocab = Vocab.build(tokenize_texts(batch + ["band) :)\x8a\x97\x9d"]), min_freq=1)
     assert tokenize_texts([":)\x8a\x97\x9d", "band) :)\x8a\x97\x9d"]) == [
         [":)", "\x8a\x97\x9d"], ["band", ")", ":", ")", "\x8a\x97\x9d"]]
-    assert encode_texts(batch, vocab) == [vocab.encode(t) for t in tokenize_texts(batch)]
+    want = [vocab.encode(t) for t in tokenize_texts(batch)]
+    assert encode_texts(batch, vocab) == want
+    monkeypatch.setattr(tk, "JOIN_CHARS", 12)  # a Doc every few texts
+    assert encode_texts(batch, vocab, max_length=1) == [w[:1] for w in want]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import weakref
+from collections.abc import Iterator
 from itertools import chain
 from typing import TYPE_CHECKING
 
@@ -101,6 +102,7 @@ def encode_texts(texts: list[str], vocab: Vocab, lowercase: bool = True,
 # texts tokenized as one Doc by `encode_arrays`: spaCy's work for a tweet is the same, and one
 # Doc for 1,000 short texts costs less than 1,000 (a Doc each, then a Python Token per token)
 JOIN_BATCH = 1000
+JOIN_CHARS = 20_000  # and about this many characters: a Doc of long documents stays small
 SMALL_BATCH = 16  # fewer texts than this go a Doc each (measured: 18 us a tweet either way)
 
 
@@ -131,8 +133,7 @@ def encode_arrays(texts: list[str], vocab: Vocab, lowercase: bool = True,
     keys, values = _key_arrays(vocab)
     attrs = [LOWER if lowercase else ORTH, IS_SPACE, IDX]
     ids, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for s in range(0, len(texts), JOIN_BATCH):
-        part = [encodable(t) for t in texts[s : s + JOIN_BATCH]]
+    for part in _join_batches(texts):
         tok = _nlp().tokenizer(SEPARATOR.join(part)).to_array(attrs)  # (tokens, 3) uint64
         starts = np.cumsum([0] + [len(t) + 1 for t in part[:-1]])  # (N,) where each text begins
         tok = tok[tok[:, 1] == 0]
@@ -147,6 +148,21 @@ def encode_arrays(texts: list[str], vocab: Vocab, lowercase: bool = True,
         ids.append(np.where(keys[at] == key, values[at], 1))  # 1: <unk>
         counts.append(n)
     return np.concatenate(ids), np.concatenate(counts)
+
+
+def _join_batches(texts: list[str]) -> Iterator[list[str]]:
+    """`texts` made encodable, in batches of at most JOIN_BATCH texts and about JOIN_CHARS
+    characters (a longer text alone)."""
+    part: list[str] = []
+    size = 0
+    for text in map(encodable, texts):
+        part.append(text)
+        size += len(text) + 1
+        if len(part) >= JOIN_BATCH or size >= JOIN_CHARS:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
 
 
 SEPARATOR = "\n"  # between two texts tokenized together: a token of its own (see above)
