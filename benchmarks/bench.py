@@ -313,7 +313,7 @@ def raw_inference_timing(net: TextClassifier, dm: TextDataModule, cfg, min_texts
     folder = Path(cfg.data.data_dir) / cfg.data.source
     texts = [json.loads(line)["text"] for line in (folder / "test.jsonl").open(encoding="utf-8")]
     # about 3M characters, at most min_texts texts: 32,768 tweets, 1,484 BBC articles, so
-    # each stream lasts seconds, three rounds of it included, not minutes
+    # each stream lasts seconds, its rounds included, not minutes
     mean_chars = sum(map(len, texts)) / len(texts)
     n = min(min_texts, max(len(texts), int(3_000_000 / mean_chars)))
     texts = texts * -(-n // len(texts))
