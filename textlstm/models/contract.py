@@ -80,8 +80,9 @@ class Predictions:
                     zip(texts, self.answers(probs, min_labels), strict=True)]
         keys = [json.dumps(lab, ensure_ascii=False) for lab in self.labels]
         # one %-template per label set ('%' in a label escaped); `encode_basestring` is what
-        # json.dumps(text, ensure_ascii=False) calls, without its per-call set-up: 3.2 us a
-        # tweet against 4.6 for an f-string per line and json.dumps (the same text)
+        # json.dumps(text, ensure_ascii=False) calls, without its per-call set-up: 3.3 us a
+        # tweet against 4.8 for an f-string per line and json.dumps, the same text
+        # (benchmarks/experiments/predict_parts.py)
         template = ('{"text": %s, "label": %s, "probabilities": {'
                     + ", ".join(f"{k.replace('%', '%%')}: %r" for k in keys) + "}}\n")
         text_json = json.encoder.encode_basestring

@@ -134,8 +134,8 @@ def _worker_init(source: BundlePredictor | str, overrides: list[str] | None) -> 
     if isinstance(source, BundlePredictor):
         # forked: the parent's vocabulary, labels and settings are already here, so only the
         # onnxruntime session is the worker's own (a session's threads do not survive a fork).
-        # Building the predictor again from its folder took ~40 ms a worker, most of it the
-        # settings' OmegaConf schema: 3 % of a 32,768-tweet stream on 2 cores.
+        # Building the predictor again from its folder took 17 ms against 2.5, most of it the
+        # settings' OmegaConf schema (benchmarks/experiments/predict_parts.py).
         bundle = copy.copy(source)
         bundle.threads = 1
         bundle.session = _session(source.folder / MODEL, 1)

@@ -115,11 +115,10 @@ def encode_arrays(texts: list[str], vocab: Vocab, lowercase: bool = True,
     one per line: spaCy splits at whitespace and tokenizes each piece on its own, and the line
     break between two texts is a whitespace token, so its last pass (special cases such as
     ":)" matched over several tokens) never sees two texts' tokens side by side; every token is
-    then given back to its text by its character offset. 23 us a tweet against 27 for a Doc
-    per text (docs/benchmarks.md, "Predict at scale"); tests/test_properties.py checks the ids
-    against `tokenize_texts`, text by text."""
+    then given back to its text by its character offset. 20.5 us a tweet against 24.3 for a
+    Doc per text in batches of 1,000 (benchmarks/experiments/predict_parts.py);
+    tests/test_properties.py checks the ids against `tokenize_texts`, text by text."""
     import numpy as np
-    from spacy.attrs import IDX, IS_SPACE, LOWER, ORTH
 
     # a server's micro-batch: numpy's fixed cost (~35 us a call) outweighs what it saves on a
     # few texts, so each goes a Doc of its own
@@ -127,11 +126,12 @@ def encode_arrays(texts: list[str], vocab: Vocab, lowercase: bool = True,
         from spacy.strings import get_string_id
 
         get = vocab.by_key(get_string_id).get
-        attr = "lower" if lowercase else "orth"
-        rows = [[get(getattr(t, attr), 1) for t in doc if not t.is_space][:max_length]
-                for doc in _docs(texts)]
+        rows = [[get(t.lower if lowercase else t.orth, 1) for t in doc if not t.is_space]
+                [:max_length] for doc in _docs(texts)]
         lengths = np.fromiter(map(len, rows), np.int64, len(rows))
         return np.fromiter(chain.from_iterable(rows), np.int64, int(lengths.sum())), lengths
+    from spacy.attrs import IDX, IS_SPACE, LOWER, ORTH
+
     keys, values = _key_arrays(vocab)
     attrs = [LOWER if lowercase else ORTH, IS_SPACE, IDX]
     ids, counts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
