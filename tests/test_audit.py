@@ -211,6 +211,69 @@ def test_suggest_ranks_by_breaking_ties_and_random_is_seeded(tmp_path, tiny_run,
     assert sorted(order(1, "r1.csv")) == list(range(len(texts)))
 
 
+def test_diverse_ties_spreads_its_picks_over_the_closest_calls():
+    from textlstm.commands.suggest import CANDIDATES, diverse_ties, rank_pool
+
+    rng = np.random.default_rng(0)
+    k = 10
+    # rows 0-19: the closest calls, one text twenty times over; rows 20-39: the next closest,
+    # each its own text; rows 40-99: confident calls breaking ties never reaches
+    vectors = rng.normal(size=(100, 8))
+    vectors[:20] = vectors[0] * 3.0  # copies (a scaled copy: the same direction)
+    margin = np.concatenate([np.linspace(0.0, 0.01, 20), np.linspace(0.02, 0.1, 20),
+                             np.linspace(0.5, 0.9, 60)])
+    assert CANDIDATES * k == 40
+    picks = diverse_ties(margin, vectors, k, seed=1)
+    assert picks[0] == 0 and len(set(picks.tolist())) == k  # starts from the closest call
+    assert sum(p < 20 for p in picks) == 1  # one of the twenty copies, not ten
+    assert all(p < 40 for p in picks)  # only among the CANDIDATES * k closest calls
+    assert diverse_ties(margin, vectors, k, seed=1).tolist() == picks.tolist()
+    assert diverse_ties(margin, vectors, k, seed=2).tolist() != picks.tolist()
+    # every candidate the same text: nothing to spread over, so the closest calls in order
+    same = np.ones((100, 8))
+    assert diverse_ties(margin, same, k).tolist() == list(range(k))
+    # rank_pool: the k picks first, then every other row by margin
+    probs = np.stack([0.5 + margin / 2, 0.5 - margin / 2], axis=1)
+    order, score = rank_pool(probs, "diverse-ties", 1, k, vectors)
+    assert order[:k].tolist() == picks.tolist() and np.allclose(score, margin)
+    rest = [i for i in np.argsort(margin, kind="stable").tolist() if i not in set(picks)]
+    assert order[k:].tolist() == rest
+
+
+def test_suggest_diverse_ties_reads_the_networks_text_vectors(tmp_path, tiny_run, small_csvs):
+    import torch
+
+    import textlstm
+    from textlstm.commands.suggest import diverse_ties, suggest
+
+    pool = small_csvs / "validation.csv"
+    texts = [r["review"] for r in _read_csv(pool)]
+    pred = textlstm.load(tiny_run)
+    probs, vectors = pred.proba_and_vectors(texts)
+    assert torch.allclose(probs, pred.predict_proba(texts), atol=1e-6)
+    # the vectors are what the head's last layer reads: it gives the probabilities back
+    with torch.inference_mode():
+        again = (pred.net.eval().head[-1](vectors) / pred.temperature).softmax(-1)
+    assert torch.allclose(again, probs, atol=1e-5) and vectors.size(1) > len(pred.labels)
+    margin = np.sort(probs.numpy(), axis=1)
+    margin = margin[:, -1] - margin[:, -2]
+    code, out, err = run_cli("suggest", tiny_run, "--pool", pool, "--k", "5", "--strategy",
+                             "diverse-ties", "--out", tmp_path / "dt.csv")
+    assert code == 0, err
+    rows = [int(r["row"]) for r in _read_csv(tmp_path / "dt.csv")]
+    closest = np.argsort(margin, kind="stable")
+    assert len(set(rows)) == 5 and rows[0] == closest[0] and set(rows) <= set(closest[:20])
+    assert rows == diverse_ties(margin, vectors.numpy(), 5, seed=0).tolist()
+    # a bundle has no text vectors: one line, exit 2, and the file it would write not there
+    bundle = tmp_path / "bundle"
+    assert run_cli("export", tiny_run, "--out", bundle)[0] == 0
+    code, _, err = run_cli("suggest", bundle, "--pool", pool, "--strategy", "diverse-ties",
+                           "--out", tmp_path / "b.csv")
+    _one_line_exit_2(code, err)
+    assert "run folder" in err and not (tmp_path / "b.csv").exists()
+    assert suggest(bundle, pool, k=5, out=tmp_path / "b.csv")[1] == 5  # breaking-ties: fine
+
+
 def test_extra_train_file_rows_reach_the_training_split_only(tmp_path, small_csvs):
     from textlstm.data.sources import load_splits
 

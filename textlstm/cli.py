@@ -370,8 +370,11 @@ def _add_suggest(sub) -> None:
     s.add_argument("--k", type=int, default=100, help="texts to suggest (default 100)")
     s.add_argument("--strategy", choices=STRATEGIES, default="breaking-ties",
                    help="breaking-ties (default): smallest gap between the top two labels "
-                        "first; entropy: most uncertain first; random: seeded shuffle")
-    s.add_argument("--seed", type=int, default=0, help="seed of --strategy random (default 0)")
+                        "first; diverse-ties: the k picks spread over the closest calls (a run "
+                        "folder only; fewer labels on the tweets loop); entropy: most uncertain "
+                        "first; random: seeded shuffle")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of --strategy random and diverse-ties (default 0)")
     s.add_argument("--out", default="to_label.csv", help="CSV to write (default to_label.csv)")
     s.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     s.add_argument("--text-field", default=None,

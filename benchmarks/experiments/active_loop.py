@@ -119,8 +119,10 @@ def main() -> None:
         if r + 1 < a.rounds:
             taken = set(labelled)
             rest = np.array([i for i in range(len(pool)) if i not in taken])
-            probs = load_run(run, device="cpu").predict_proba([pool[i]["text"] for i in rest])
-            order, _ = rank_pool(probs.numpy().astype(np.float64), a.strategy, a.seed * 100 + r)
+            pred, texts = load_run(run, device="cpu"), [pool[i]["text"] for i in rest]
+            probs, vectors = (t.numpy() for t in pred.proba_and_vectors(texts))
+            order, _ = rank_pool(probs.astype(np.float64), a.strategy, a.seed * 100 + r,
+                                 a.step, vectors)
             labelled += rest[order[: a.step]].tolist()
         rounds[-1]["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(rounds[-1]), flush=True)

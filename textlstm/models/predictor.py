@@ -73,16 +73,37 @@ class Predictor(Predictions):
     def proba_from_ids(self, ids: list[list[int]], batch_size: int | None = None) -> torch.Tensor:
         """(N, C) probabilities for already-encoded texts, in input order (multi-label: each
         label's own sigmoid probability, so a row need not sum to 1)."""
+        return self._run_ids(ids, batch_size, vectors=False)[0]
+
+    @torch.inference_mode()
+    def proba_and_vectors(self, texts: list[str], batch_size: int | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, C) probabilities and (N, H) text vectors: what the head's last layer reads (the
+        pooled encoder output, through the head's hidden layer when it has one). `suggest
+        --strategy diverse-ties` spreads its picks over these."""
+        return self._run_ids(self.encode(list(texts)), batch_size, vectors=True)
+
+    def _run_ids(self, ids: list[list[int]], batch_size: int | None, vectors: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         bs = batch_size or self.cfg.data.eval_batch_size
+        # batches are built by length to skip padding
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         probs = torch.empty(len(ids), len(self.labels))
+        vecs = None
         with _full_fp32_rnn():
             for s in range(0, len(order), bs):
                 chunk = order[s : s + bs]
                 batch = collate([{"ids": ids[i]} for i in chunk])
-                logits = self.net(batch["ids"].to(self.device),
-                                  batch["lengths"].to(self.device))
+                x = batch["ids"].to(self.device), batch["lengths"].to(self.device)
+                if vectors:
+                    h = self.net.head[:-1](self.net.encode(*x))  # (B, H)
+                    if vecs is None:
+                        vecs = torch.empty(len(ids), h.size(1))
+                    vecs[chunk] = h.float().cpu()
+                    logits = self.net.head[-1](h)
+                else:
+                    logits = self.net(*x)
                 scaled = logits.float() / self.temperature  # (B, C)
                 probs[chunk] = (scaled.sigmoid() if self.multilabel
                                 else scaled.softmax(-1)).cpu()
-        return probs
+        return probs, vecs
