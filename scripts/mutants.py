@@ -44,6 +44,7 @@ class Mutant:
 
 C = "tests/test_contracts.py::"
 P = "tests/test_pretrain.py::"
+W = "tests/test_wide.py::"
 M = [
     # ---- predict --input's lines, written from a template
     Mutant("textlstm/models/contract.py", '*[round(p, 6) for p in row]',
@@ -62,10 +63,9 @@ M = [
            "tests/test_learning.py::test_words_that_decide_the_label_are_learned",
            "training on shuffled labels"),
     Mutant("textlstm/batches/datamodule.py",
-           'Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq',
-           'Vocab.from_counts(sum((count_tokens(d) for d in self.tokens.values()), '
-           '__import__("collections").Counter()), '
-           'c.min_freq',
+           'counts = count_tokens(self.tokens["train"]) if',
+           'counts = sum((count_tokens(d) for d in self.tokens.values()), '
+           '__import__("collections").Counter()) if',
            C + "test_prepared_vocabulary_comes_from_train_only",
            "vocabulary from train + validation + test"),
     Mutant("textlstm/tokens/vocab.py", "if c >= min_freq)", "if c >= 1)",
@@ -594,6 +594,39 @@ M = [
     Mutant("textlstm/data/sources.py", 'if cfg.get("extra_train_file"):', "if False:",
            "tests/test_audit.py::test_extra_train_file_rows_reach_the_training_split_only",
            "data.extra_train_file is ignored"),
+    # ---- model.wide: the TF-IDF part
+    Mutant("textlstm/models/wide.py",
+           "tf = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), torch.zeros_like(counts))",
+           "tf = counts", W + "test_features_are_scikit_learns_sublinear_tfidf_in_both_paths",
+           "the TF-IDF part's dense rows use raw counts, not 1 + ln(count)"),
+    Mutant("textlstm/training/wide.py", "sample_w = (n / (num_classes * counts))[y]",
+           "sample_w = torch.ones_like(y, dtype=torch.float)",
+           W + "test_the_fit_is_scikit_learns_class_balanced_logistic_regression",
+           "the TF-IDF fit is not class-balanced"),
+    Mutant("textlstm/models/wide.py",
+           "both = torch.stack([deep + math.log(w), wide + math.log(1 - w)])",
+           "both = torch.stack([deep + math.log(1 - w), wide + math.log(w)])",
+           W + "test_the_mixture_is_the_weighted_mean_of_both_probabilities",
+           "the mixture gives each part the other's share"),
+    Mutant("textlstm/batches/datamodule.py", "counts, 1 if self.wide_words else c.min_freq,",
+           "counts, c.min_freq,",
+           W + "test_a_run_learns_classes_from_words_the_network_cannot_read",
+           "model.wide's vocabulary drops the words seen once"),
+    Mutant("textlstm/training/wide.py", "wide.mix.fill_(mix)", "wide.mix.fill_(1.0)",
+           W + "test_a_run_learns_classes_from_words_the_network_cannot_read",
+           "the chosen share is not kept: the network answers alone"),
+    Mutant("textlstm/models/classifier.py",
+           "return ids if self.wide is None else ids.masked_fill(ids >= self.network_vocab, 1)",
+           "return ids", W + "test_attributions_with_both_parts_add_up_to_their_weighted_logits",
+           "the network reads the TF-IDF part's own words"),
+    Mutant("textlstm/serving/export.py",
+           "return logits if self.wide is None else self.wide.combine(logits, ids, True)",
+           "return logits", W + "test_a_wide_run_explains_and_exports_its_mixture",
+           "a bundle answers with the network alone"),
+    Mutant("textlstm/models/explain.py", "return m * attr + (1 - m) * lin, m * delta",
+           "return attr, delta",
+           W + "test_attributions_with_both_parts_add_up_to_their_weighted_logits",
+           "explanations leave out the TF-IDF part's words"),
     # ---- pretraining and model.init_from
     Mutant("textlstm/models/lm.py", "bwd = self._nll(states[:, 1:, H:], ids[:, :-1])",
            "bwd = self._nll(states[:, :-1, H:], ids[:, 1:])",

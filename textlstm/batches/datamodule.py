@@ -94,16 +94,20 @@ class TextDataModule(L.LightningDataModule):
 
     def __init__(self, cfg, seed: int = 42, vocab: Vocab | None = None,
                  labels: list[str] | None = None, task: str = "multiclass",
-                 long_text: str = "truncate"):
+                 long_text: str = "truncate", wide_words: bool = False):
         """`long_text` is the config's `model.long_text`; after `setup()` it is decided
         (truncate or chunks) and `picked` holds what the auto recipe chose (batches/recipe.py).
-        """
+        `wide_words` (`model.wide=tfidf`): the vocabulary also keeps the words seen fewer than
+        `data.min_freq` times, for the TF-IDF part; `network_vocab_size` then counts the ids
+        the network reads (the others it reads as <unk>)."""
         super().__init__()
         self.cfg = cfg
         self.long_text = long_text
         self.picked: dict = {}
         self.seed = seed
         self.multilabel = task == "multilabel"
+        self.wide_words = wide_words
+        self.network_vocab_size: int | None = None
         self.vocab = vocab
         self.labels = labels
         self.splits: DatasetDict | None = None
@@ -145,9 +149,17 @@ class TextDataModule(L.LightningDataModule):
             self.picked = pick_recipe(c, self.long_text, token_counts(self.tokens["train"]))
             self.long_text = self.picked["long_text"]
             log.info("auto recipe: %s", self.picked)
+        counts = count_tokens(self.tokens["train"]) if (self.vocab is None or self.wide_words) \
+            else None
         if self.vocab is None:
-            self.vocab = Vocab.from_counts(count_tokens(self.tokens["train"]), c.min_freq,
+            self.vocab = Vocab.from_counts(counts, 1 if self.wide_words else c.min_freq,
                                            c.max_vocab_size)
+        if self.wide_words:
+            # a linear model gains from words seen once (a rare class's name may be one); the
+            # network's min_freq stays: those words sort last (Vocab.from_counts), so the
+            # network's ids are the very ones it would have without the TF-IDF part
+            self.network_vocab_size = 2 + sum(counts.get(w, 0) >= c.min_freq
+                                              for w in self.vocab.itos[2:])
         self.timings["vocab"] = (t2 := time.perf_counter()) - t1
         self.splits = DatasetDict({s: encode(d, self.vocab, self.labels, c.max_length,
                                              self.multilabel)

@@ -19,7 +19,7 @@ from textlstm.batches import make_datamodule
 from textlstm.batches.datamodule import TextDataModule
 from textlstm.batches.recipe import resolve_class_sampling, resolve_lr, resolve_regions
 from textlstm.core import runfolder
-from textlstm.core.config import to_yaml
+from textlstm.core.config import resolve_wide, to_yaml
 from textlstm.core.errors import UserError
 from textlstm.core.hardware import set_threads
 from textlstm.core.io import write_json, write_text
@@ -30,6 +30,7 @@ from textlstm.tracking.outputs import write_run_outputs
 from textlstm.tracking.wandb_logger import start_wandb
 from textlstm.training.build import build_model
 from textlstm.training.trainer import (
+    add_wide,
     build_trainer,
     check_schedule,
     checkpoint_epoch,
@@ -54,13 +55,19 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     # data and model first: a mistake found here leaves no half-made run folder behind
     dm = datamodule or make_datamodule(cfg.data, seed=cfg.seed, vocab=start.vocab,
                                        labels=start.labels, task=cfg.task,
-                                       long_text=cfg.model.long_text)
+                                       long_text=cfg.model.long_text,
+                                       wide_words=resolve_wide(cfg) == "tfidf")
     dm.prepare_data()
     dm.setup()
     # the auto recipe decides from the training split (batches/recipe.py); the run's
     # config.yaml records the decisions, so loading the run needs no data
     cfg.model.long_text = getattr(dm, "long_text", cfg.model.long_text)
     resolve_regions(cfg, dm)
+    if getattr(dm, "network_vocab_size", None) is not None:  # model.wide=tfidf
+        cfg.model.network_vocab_size = dm.network_vocab_size
+        log.info("model.wide: the vocabulary keeps %d words, the network reads the %d seen at "
+                 "least data.min_freq=%d times", len(dm.vocab) - 2, dm.network_vocab_size - 2,
+                 cfg.data.min_freq)
     resolve_class_sampling(cfg, dm)  # before resolve_lr, which builds the training loader
     resolve_lr(cfg, dm)
     check_schedule(cfg, dm)
@@ -79,11 +86,14 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     elif averaged and averaged["averaged_epochs"]:
         log.info("best.ckpt: the average of the weights of epochs %d-%d",
                  *averaged["averaged_epochs"])
+    wide = add_wide(trainer, model, dm, best) if model.net.wide is not None else None
     validation, test, calibration = score_best(trainer, model, dm, best, cfg.model.calibration)
     if not main:  # metrics are synced across ranks; rank 0 writes the results
         return run_dir
     metrics = run_metrics(dm, trainer, model, best_epoch, seconds, threads, validation, test,
                           calibration, averaged)
+    if wide is not None:
+        metrics["wide"] = wide
     write_json(run_dir / runfolder.METRICS, metrics)
     pred = Predictor(model.net, dm.vocab, dm.labels, cfg, run_dir, device="cpu",
                      temperature=model.temperature, thresholds=model.thresholds)

@@ -195,6 +195,16 @@ class ModelConfig:
         "loss weight per class: none | balanced (n / (classes x count); task=multilabel: BCE "
         "pos_weight = negatives / positives per label) | a list of one weight per label (in "
         "labels.json order)")})
+    wide: str = field(default="none", metadata={"help": (
+        "none | tfidf: also fit a class-balanced TF-IDF logistic regression on the training "
+        "split's words after training, and answer with the mixture of its probabilities and "
+        "the network's, the network's share (0 to 1) chosen on validation (metrics.json "
+        "`wide`); for long keyword-driven documents and classes with a handful of texts | "
+        "auto: tfidf, or none with task=multilabel or data.streaming=true")})
+    network_vocab_size: Any = field(default=None, metadata={"help": (
+        "set by a run with model.wide=tfidf (its config.yaml): the vocabulary ids the network "
+        "reads, the words seen at least data.min_freq times; the TF-IDF part also reads the "
+        "words seen fewer times, which the network reads as <unk>; null: every id")})
     long_text: str = field(default="truncate", metadata={"help": (
         "texts longer than one window: truncate (read the first data.max_length tokens) | "
         "chunks (read data.max_chunks windows of data.chunk_length tokens with the same "
@@ -604,6 +614,7 @@ def validate(cfg: DictConfig) -> None:
     _check(m.chunk_pooling in ("max", "mean", "attention"), "model.chunk_pooling",
            f"is '{m.chunk_pooling}'; use max, mean or attention")
     _validate_regions(m)
+    _validate_wide(cfg)
     if d.streaming:  # auto decisions read the whole training split's lengths first
         for key, value in (("model.long_text", m.long_text), ("data.chunk_length", d.chunk_length),
                            ("data.batch_size", d.batch_size),
@@ -642,6 +653,31 @@ def _validate_class_sampling(cfg: DictConfig) -> None:
                "needs task=multiclass; use model.class_weights=balanced for task=multilabel")
         _check(not d.streaming, "data.class_sampling",
                "needs the prepared data path; set data.streaming=false or data.class_sampling=none")
+
+
+def resolve_wide(cfg: DictConfig) -> str:
+    """`model.wide: auto`: tfidf where it can run (one label per text, prepared data), else
+    none. Sets the config's value (config.yaml records it) and returns it."""
+    wide = cfg.model.get("wide", "none")
+    if wide == "auto":
+        wide = "none" if cfg.task == "multilabel" or cfg.data.streaming else "tfidf"
+        cfg.model.wide = wide
+    return wide
+
+
+def _validate_wide(cfg: DictConfig) -> None:
+    wide = cfg.model.get("wide", "none")
+    _check(wide in ("none", "tfidf", "auto"), "model.wide",
+           f"is '{wide}'; use none, tfidf or auto")
+    n = cfg.model.get("network_vocab_size")
+    _check(n is None or (_is_int(n) and n >= 2), "model.network_vocab_size",
+           f"is {n}; leave it null (a run with model.wide=tfidf sets it)")
+    if wide == "tfidf":
+        # the fit reads the whole prepared training split; one softmax mixes with another
+        _check(cfg.task != "multilabel", "model.wide",
+               "=tfidf needs task=multiclass; set model.wide=none for task=multilabel")
+        _check(not cfg.data.streaming, "model.wide",
+               "=tfidf needs the prepared data path; set data.streaming=false or model.wide=none")
 
 
 def _validate_regions(m) -> None:

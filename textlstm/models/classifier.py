@@ -11,6 +11,7 @@ from textlstm.models.chunks import ChunkPooling, window_counts, windows
 from textlstm.models.encoders import RNNEncoder
 from textlstm.models.pooling import Pooling
 from textlstm.models.version import ARCH_VERSION
+from textlstm.models.wide import TfidfLinear
 
 __all__ = ["ARCH_VERSION", "TextClassifier", "build_encoder", "network_from_checkpoint"]
 
@@ -35,7 +36,12 @@ class TextClassifier(nn.Module):
         super().__init__()
         e = cfg.embedding
         self.chunking = chunking
-        self.embedding = nn.Embedding(vocab_size, e.dim, padding_idx=0)
+        # ids from network_vocab_size on are words kept for model.wide only (<unk> to the
+        # network: batches/datamodule.py); configs from before it: the whole vocabulary
+        wide = cfg.get("wide", "none") == "tfidf"
+        self.network_vocab = int(cfg.get("network_vocab_size") or vocab_size) if wide \
+            else vocab_size
+        self.embedding = nn.Embedding(self.network_vocab, e.dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(e.dropout)
         self.word_dropout = float(e.get("word_dropout", 0.0))  # configs from before it: 0
         self.encoder = build_encoder(e.dim, cfg.encoder)
@@ -50,6 +56,9 @@ class TextClassifier(nn.Module):
             d = cfg.head.hidden_size
         layers.append(nn.Linear(d, num_classes))
         self.head = nn.Sequential(*layers)
+        # model.wide: tfidf, a linear model mixed in after training (models/wide.py; configs
+        # from before it: none)
+        self.wide = TfidfLinear(vocab_size, num_classes) if wide else None
 
     def load_vectors(self, vectors: torch.Tensor, found: torch.Tensor,
                      freeze: bool = False) -> None:
@@ -57,11 +66,17 @@ class TextClassifier(nn.Module):
         if vectors.size(1) != self.embedding.embedding_dim:
             raise ValueError(f"vectors have dim {vectors.size(1)}, embedding has "
                              f"{self.embedding.embedding_dim}")
+        vectors, found = vectors[: self.network_vocab], found[: self.network_vocab]
         with torch.no_grad():
             self.embedding.weight[found] = vectors[found]
         self.embedding.weight.requires_grad_(not freeze)
 
+    def network_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """The ids the network reads: words kept for `model.wide` only become <unk> (id 1)."""
+        return ids if self.wide is None else ids.masked_fill(ids >= self.network_vocab, 1)
+
     def drop_words(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = self.network_ids(ids)
         if self.training and self.word_dropout > 0:
             # whole words become <unk> (id 1), never padding (id 0): unlike dropout on the
             # vectors' components, the model meets <unk> as it will for unseen test words
@@ -99,9 +114,20 @@ class TextClassifier(nn.Module):
         return self.chunk_pooling(vecs, owner, slot, x.size(0))  # (B, D)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encode(ids, lengths))  # (B, C) logits
+        return self.combine(self.forward_network(ids, lengths), ids)  # (B, C) logits
+
+    def forward_network(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The BiLSTM's own logits, without a `model.wide` part."""
+        return self.head(self.encode(ids, lengths))  # (B, C)
+
+    def combine(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The network's logits mixed with `model.wide`'s (the logits themselves without one,
+        and while training: models/wide.py)."""
+        return logits if self.wide is None else self.wide.combine(logits, ids)
 
     def forward_embedded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The network's logits from word vectors (adversarial training): no `model.wide`
+        part, which reads ids, and is not mixed in while training."""
         return self.head(self.encode_embedded(x, lengths))  # (B, C) logits
 
 

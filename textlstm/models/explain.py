@@ -23,15 +23,47 @@ MAX_STEPS = 1024
 TOLERANCE = 0.01
 
 
+def share(net) -> float:
+    """The network's share of the answer: 1 without `model.wide` (models/wide.py)."""
+    wide = getattr(net, "wide", None)  # any module with forward(ids, lengths) is explained
+    return 1.0 if wide is None else float(wide.mix)
+
+
+@torch.no_grad()
+def explained_score(net, ids: torch.Tensor, lengths: torch.Tensor, target: int) -> float:
+    """What the attributions of row 0 explain: the target's logit, or with `model.wide` the
+    parts' logits weighted by their shares (the mixture's log-probability is not a sum of
+    token effects, and with the network's share 0 it does not depend on the word vectors)."""
+    net = net.train(False)
+    m = share(net)
+    if getattr(net, "wide", None) is None:
+        return float(net(ids, lengths)[0, target])
+    deep = float(net.forward_network(ids, lengths)[0, target]) if m > 0 else 0.0
+    return m * deep + (1 - m) * float(net.wide(ids)[0, target])
+
+
 def attribute_ids(net, ids: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
                   steps: int = DEFAULT_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Attributions (B, T) of each token to its row's target logit, and the convergence deltas
     (B,). Padded positions hold the padding embedding in the text and in the baseline alike,
-    so they get exactly 0."""
+    so they get exactly 0. With `model.wide`, each part's attributions weighted by its share:
+    the network's by integrated gradients, the TF-IDF part's exactly (its contributions)."""
+    m = share(net)
+    if m < 1:
+        lin = net.wide.contributions(ids, targets).detach()  # (B, T)
+        if m <= 0:
+            return lin, torch.zeros(ids.size(0))
+        attr, delta = _integrated_gradients(net.forward_network, net, ids, lengths, targets,
+                                            steps)
+        return m * attr + (1 - m) * lin, m * delta
+    return _integrated_gradients(net, net, ids, lengths, targets, steps)
+
+
+def _integrated_gradients(forward, net, ids, lengths, targets, steps):
     from captum.attr import LayerIntegratedGradients
 
     net = net.train(False)
-    lig = LayerIntegratedGradients(lambda i, n: net(i, n), net.embedding)
+    lig = LayerIntegratedGradients(lambda i, n: forward(i, n), net.embedding)
     # cuDNN cannot run an RNN's backward pass in eval mode; the attribution pass needs one
     with torch.backends.cudnn.flags(enabled=False):
         attr, delta = lig.attribute(ids, baselines=torch.zeros_like(ids), target=targets,
@@ -64,8 +96,7 @@ def explain(pred: Predictor, text: str, label: str | None = None,
         raise UserError(f"label '{target}' is not one of this model's labels "
                         f"({', '.join(pred.labels)}); pass one of them to --label.")
     targets = torch.tensor([pred.labels.index(target)])
-    with torch.no_grad():
-        fx = float(pred.net(ids, lengths)[0, targets[0]])  # the logit being explained
+    fx = explained_score(pred.net, ids, lengths, int(targets[0]))  # the logit being explained
     # more steps until complete: the attributions must add up to f(x) - f(baseline) within
     # TOLERANCE of |f(x)| (a saturated LSTM gate can need more than the default)
     while True:

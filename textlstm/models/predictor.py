@@ -100,7 +100,7 @@ class Predictor(Predictions):
                     if vecs is None:
                         vecs = torch.empty(len(ids), h.size(1))
                     vecs[chunk] = h.float().cpu()
-                    logits = self.net.head[-1](h)
+                    logits = self.net.combine(self.net.head[-1](h), x[0])
                 else:
                     logits = self.net(*x)
                 scaled = logits.float() / self.temperature  # (B, C)

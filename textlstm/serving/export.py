@@ -73,12 +73,16 @@ class ExportNet(nn.Module):
         self.num_directions = net.encoder.num_directions
         self.chunking, self.chunk_pooling = net.chunking, net.chunk_pooling
         self.max_chunks = max_chunks
+        self.network_ids = net.network_ids  # model.wide's own words: <unk> to the network
+        self.wide = net.wide  # model.wide: its scatter-add needs opset 16 (check_wide_opset)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(ids)  # (B, T, E)
+        x = self.embedding(self.network_ids(ids))  # (B, T, E)
         if self.chunking is not None:
-            return self.head(self._windows(x, lengths))
-        return self.head(self._encode(x, lengths))  # (B, C) logits
+            logits = self.head(self._windows(x, lengths))
+        else:
+            logits = self.head(self._encode(x, lengths))  # (B, C)
+        return logits if self.wide is None else self.wide.combine(logits, ids, True)  # (B, C)
 
     def _encode(self, x: torch.Tensor, lengths: torch.Tensor,
                 offsets: torch.Tensor | None = None,
@@ -126,6 +130,14 @@ def check_cell(cell: str, run_dir: Path) -> None:
     if cell not in ("lstm", "gru"):
         raise UserError(f"run {run_dir} uses model.encoder.cell={cell}, whose time-step loop "
                         "cannot be exported to ONNX; export a run trained with cell lstm or gru.")
+
+
+def check_wide_opset(wide: str, opset: int, run_dir: Path) -> None:
+    # the TF-IDF part counts words with ScatterElements(reduction=add), new in opset 16;
+    # before it the exporter writes a scatter that keeps one of repeated words, not their sum
+    if wide == "tfidf" and opset < 16:
+        raise UserError(f"run {run_dir} has model.wide=tfidf, whose word counts need ONNX opset "
+                        f"16 or later; use --opset 16 or more (the default is 17).")
 
 
 @contextmanager
@@ -364,6 +376,7 @@ def export_run(run_dir: str | Path, out: str | Path, quantize: str = "none", ops
         raise UserError(f"run {run_dir} is a {cfg.task} run and bundles hold multi-class models "
                         "only; serve or predict with the run folder itself.")
     check_cell(cfg.model.encoder.cell, run_dir)
+    check_wide_opset(cfg.model.get("wide", "none"), opset, run_dir)
     pred = load_run(run_dir, device="cpu")
     net = pred.net.cpu().train(False)
     metrics = runfolder.read_metrics(run_dir)

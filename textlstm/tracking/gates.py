@@ -41,7 +41,7 @@ def trace(pred: Predictor, text: str) -> dict:
                             pred.cfg.data.lowercase)[0][: pred.cfg.data.max_length] or ["<unk>"]
     ids = torch.tensor([pred.vocab.encode(tokens)])  # (1, T)
     lengths = torch.tensor([ids.size(1)])
-    x = net.embedding(ids.to(pred.device)).double().cpu()  # (1, T, E)
+    x = net.embedding(net.network_ids(ids.to(pred.device))).double().cpu()  # (1, T, E)
     out, _, rec = ref(x, lengths, record=True)
     model_out, _ = net.encoder(x.float().to(pred.device), lengths.to(pred.device))
     max_diff = float((out.float() - model_out.float().cpu()).abs().max())

@@ -82,5 +82,7 @@ def init_from_pretrained(net, vocab: Vocab, cfg) -> dict:
     run_dir, state = runfolder.read_lm(cfg.model.init_from)
     lm_cfg = runfolder.load_run_config(run_dir)
     lm_vocab = Vocab.load(run_dir / runfolder.VOCAB)
-    return copy_pretrained(net, state, lm_vocab.itos, vocab.itos, lm_cfg.model,
+    # model.wide's own words (ids from the network's vocabulary size on) have no row
+    itos = vocab.itos[: net.embedding.num_embeddings]
+    return copy_pretrained(net, state, lm_vocab.itos, itos, lm_cfg.model,
                            cfg.model, Path(cfg.model.init_from))

@@ -46,6 +46,7 @@ from textlstm.training.checkpoints import AtomicCheckpointIO, RNGState
 from textlstm.training.module import COSINE_NEEDS_LENGTH, LitTextClassifier, summary_metrics
 from textlstm.training.multilabel import multilabel_report, tune_thresholds
 from textlstm.training.progress import progress_callbacks
+from textlstm.training.wide import fit_wide
 
 MONITOR = "val/f1_macro"
 log = logging.getLogger("textlstm")
@@ -249,6 +250,18 @@ def ship_average(trainer: L.Trainer, model: LitTextClassifier,
     model.net.load_state_dict(avg.average.module.state_dict())
     trainer.save_checkpoint(ckpts.best_path())
     return {"averaged_epochs": [avg.epochs[0], avg.epochs[-1]]}
+
+
+def add_wide(trainer: L.Trainer, model: LitTextClassifier, dm: TextDataModule,
+             ckpt_path: str) -> dict:
+    """`model.wide`: fit the TF-IDF part and the mix on best.ckpt's network (after the soup),
+    and write them into best.ckpt, which is tested, exported and served. Every DDP rank fits
+    the same numbers from the same whole splits. Returns metrics.json's `wide`."""
+    state = torch.load(ckpt_path, map_location=model.device, weights_only=True)["state_dict"]
+    model.load_state_dict(state)
+    report = fit_wide(model, dm)
+    trainer.save_checkpoint(ckpt_path)
+    return report
 
 
 def varying_epochs(d) -> bool:

@@ -1,0 +1,251 @@
+"""`model.wide: tfidf` (models/wide.py, training/wide.py): its features and fit are
+scikit-learn's TF-IDF and class-balanced logistic regression, the mixture is the weighted mean
+of the two models' probabilities (the network alone while it trains), the network reads the
+ids it would read without the part, and a real run learns classes from words seen once in
+training, which the network cannot read, then predicts, explains and exports the mixture."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY, run_cli
+from textlstm.core.config import load_config
+from textlstm.models.wide import TfidfLinear, smooth_idf
+from textlstm.training.wide import fit_logistic, tfidf_matrix
+
+DOCS = [[2, 3, 3, 4], [4, 5, 1], [2, 2, 2, 6, 7], [7, 1, 1], [3, 5, 6, 6]]  # ids; 1 is <unk>
+V = 8
+
+
+def _ragged(docs):
+    flat = np.array([i for d in docs for i in d])
+    rows = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
+    return flat, rows
+
+
+def _padded(docs):
+    ids = torch.zeros(len(docs), max(map(len, docs)), dtype=torch.long)  # (B, T), 0 = <pad>
+    for i, d in enumerate(docs):
+        ids[i, : len(d)] = torch.tensor(d)
+    return ids
+
+
+def _sklearn_tfidf(docs):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, lowercase=False,
+                          analyzer=lambda d: [w for w in d if w >= 2],
+                          vocabulary=list(range(2, V)))
+    return vec.fit_transform(docs).toarray()  # (N, V - 2): ids 2..7
+
+
+def test_features_are_scikit_learns_sublinear_tfidf_in_both_paths():
+    """The fit's sparse rows and the module's dense rows (what predict and ONNX compute) are
+    scikit-learn's TfidfVectorizer(sublinear_tf=True): smooth idf, 1 + ln(count), L2 norm;
+    <pad> and <unk> weigh nothing."""
+    flat, rows = _ragged(DOCS)
+    _, df = tfidf_matrix(flat, rows, len(DOCS), None, V)
+    idf = smooth_idf(torch.from_numpy(df), len(DOCS))
+    sparse, _ = tfidf_matrix(flat, rows, len(DOCS), idf.double().numpy(), V)
+    wide = TfidfLinear(V, 2)
+    wide.idf.copy_(idf)
+    dense = wide.features(_padded(DOCS))
+    want = _sklearn_tfidf(DOCS)
+    np.testing.assert_allclose(sparse.to_dense()[:, 2:].numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(dense[:, 2:].numpy(), want, atol=1e-6)
+    assert float(dense[:, :2].abs().sum()) == 0.0
+
+
+def test_the_fit_is_scikit_learns_class_balanced_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    docs = [list(rng.integers(2, V, rng.integers(2, 9))) for _ in range(60)]
+    y = np.array([int(3 in d) + int(5 in d and 6 in d) for d in docs])  # 3 classes, unequal
+    flat, rows = _ragged(docs)
+    _, df = tfidf_matrix(flat, rows, len(docs), None, V)
+    idf = smooth_idf(torch.from_numpy(df), len(docs))
+    x, _ = tfidf_matrix(flat, rows, len(docs), idf.double().numpy(), V)
+    for C in (1.0, 30.0):
+        w, b = fit_logistic(x, torch.from_numpy(y), 3, C)
+        ours = torch.softmax(torch.sparse.mm(x, w.T) + b, -1).numpy()
+        ref = LogisticRegression(C=C, class_weight="balanced", tol=1e-8, max_iter=10_000)
+        theirs = ref.fit(_sklearn_tfidf(docs), y).predict_proba(_sklearn_tfidf(docs))
+        np.testing.assert_allclose(ours, theirs, atol=2e-3)
+
+
+def test_the_mixture_is_the_weighted_mean_of_both_probabilities():
+    torch.manual_seed(0)
+    wide = TfidfLinear(V, 3)
+    wide.idf.uniform_(1, 2)
+    wide.weight.normal_()
+    ids, logits = _padded(DOCS), torch.randn(len(DOCS), 3)
+    assert wide.combine(logits, ids) is logits  # share 1: the network's logits untouched
+    q = torch.softmax(wide(ids), -1)
+    for m in (0.3, 0.0):
+        wide.mix.fill_(m)
+        p = torch.softmax(wide.combine(logits, ids), -1)
+        torch.testing.assert_close(p, m * torch.softmax(logits, -1) + (1 - m) * q)
+    kept = torch.softmax(wide.combine(logits, ids, keep_network=True), -1)
+    torch.testing.assert_close(kept, q)
+
+
+def test_token_contributions_add_up_to_the_logit_above_the_bias():
+    torch.manual_seed(1)
+    wide = TfidfLinear(V, 3)
+    wide.idf.uniform_(1, 2)
+    wide.idf[:2] = 0
+    wide.weight.normal_()
+    wide.bias.normal_()
+    ids, targets = _padded(DOCS), torch.tensor([0, 1, 2, 0, 1])
+    c = wide.contributions(ids, targets)  # (B, T)
+    want = wide(ids).gather(1, targets[:, None])[:, 0] - wide.bias[targets]
+    torch.testing.assert_close(c.sum(1), want)
+    assert float(c[ids == 0].abs().sum()) == 0.0 and float(c[ids == 1].abs().sum()) == 0.0
+    # a word met twice shares its contribution evenly between its occurrences
+    assert float(c[0, 1]) == pytest.approx(float(c[0, 2]))
+
+
+# -- a real run ----------------------------------------------------------------------------
+
+FILLER = [f"w{i}" for i in range(30)]
+COMMON = {"sport": "goal", "politics": "vote"}
+RARE = {"opera": "soprano", "chess": "gambit", "sailing": "regatta"}
+
+
+def _rows(n_common: int, n_rare: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for label, n in [*((k, n_common) for k in COMMON), *((k, n_rare) for k in RARE)]:
+        key = COMMON.get(label) or RARE[label]
+        for _ in range(n):
+            words = rng.sample(FILLER, 3)
+            words.insert(rng.randrange(4), key)
+            rows.append({"text": " ".join(words), "label": label})
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def wide_run(tmp_path_factory):
+    """Each rare class has one training text, so its keyword is seen once: below the
+    network's data.min_freq=2, <unk> to the network, a feature to the TF-IDF part."""
+    from textlstm.commands.train import train
+
+    d = tmp_path_factory.mktemp("wide")
+    for split, (n_common, n_rare, seed) in {"train": (40, 1, 0), "validation": (6, 4, 1),
+                                            "test": (6, 4, 2)}.items():
+        with open(d / f"{split}.jsonl", "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in _rows(n_common, n_rare, seed))
+    cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
+        *(f"data.{s}_file={d / (s + '.jsonl')}" for s in ("train", "validation", "test")),
+        f"data.data_dir={d / 'data'}", f"run_root={d / 'runs'}", "model.embedding.vectors=null",
+        "wandb.mode=disabled", *TINY, "data.min_freq=2", "optim.lr=0.01", "seed=0",
+        "model.wide=tfidf"])
+    return train(cfg)
+
+
+def test_a_run_learns_classes_from_words_the_network_cannot_read(wide_run):
+    from textlstm.serving.loader import load
+
+    m = json.loads((wide_run / "metrics.json").read_text())
+    wide = m["wide"]
+    assert wide["mix"] < 1.0  # the mixture was chosen, not the network alone
+    assert wide["validation_f1"]["mixture"] > wide["validation_f1"]["network"] + 0.2
+    assert m["validation"]["f1_macro"] == pytest.approx(wide["validation_f1"]["mixture"], abs=1e-4)
+    recall = {c: m["test"]["per_class"][c]["recall"] for c in RARE}
+    assert all(r >= 0.5 for r in recall.values()), recall  # the network alone: unk, no clue
+    pred = load(wide_run, device="cpu")
+    vocab, net = pred.vocab, pred.net
+    assert all(k in vocab for k in RARE.values())  # kept for the TF-IDF part
+    assert net.embedding.num_embeddings == net.network_vocab < len(vocab)
+    assert all(vocab.stoi[k] >= net.network_vocab for k in RARE.values())
+    # the network's ids are those of a run without the part: the common words come first
+    assert all(vocab.stoi[k] < net.network_vocab for k in COMMON.values())
+    row = pred.predict([" ".join([*FILLER[:3], "regatta"])])[0]
+    assert row["label"] == "sailing"
+
+
+def test_a_wide_run_explains_and_exports_its_mixture(wide_run, tmp_path):
+    """explain: the words of both parts, weighted by their shares, add up to what they
+    explain; export: onnxruntime gives the mixture (the check inside export compares), and an
+    opset without ScatterElements' sum is refused in one line."""
+    from textlstm.models.explain import explain, explained_score
+    from textlstm.serving.loader import load
+
+    pred = load(wide_run, device="cpu")
+    text = " ".join([*FILLER[:3], "gambit"])
+    out = explain(pred, text)
+    assert out["label"] == "chess"
+    top = max(zip(out["attributions"], out["tokens"], strict=True))[1]
+    assert top == "gambit"
+    ids = torch.tensor([pred.vocab.encode(out["tokens"])])
+    lengths = torch.tensor([ids.size(1)])
+    target = pred.labels.index("chess")
+    m = float(pred.net.wide.mix)
+    empty = m * float(pred.net.forward_network(torch.zeros_like(ids), lengths)[0, target]) \
+        + (1 - m) * float(pred.net.wide.bias[target])
+    assert sum(out["attributions"]) == pytest.approx(
+        explained_score(pred.net, ids, lengths, target) - empty, abs=0.02)
+
+    code, _, err = run_cli("export", wide_run, "--out", tmp_path / "b15", "--opset", "15")
+    assert code == 2 and "opset 16" in err and "Traceback" not in err
+    assert not (tmp_path / "b15").exists()
+    code, _, err = run_cli("export", wide_run, "--out", tmp_path / "b")
+    assert code == 0, err
+    check = json.loads((tmp_path / "b" / "export_check.json").read_text())
+    assert check["argmax_agreement"] == 1.0
+    code, out_, err = run_cli("predict", tmp_path / "b", text)
+    assert code == 0 and json.loads(out_.splitlines()[0])["label"] == "chess", err
+
+
+@pytest.mark.parametrize("override,needs", [
+    ("model.wide=bow", "use none, tfidf or auto"), ("task=multilabel", "task=multiclass"),
+    ("data.streaming=true", "data.streaming=false")])
+def test_wide_refuses_what_it_cannot_do(override, needs, tmp_path):
+    code, _, err = run_cli("train", "--config", ROOT / "configs" / "bbc_news.yaml",
+                           "model.wide=tfidf", override, f"run_root={tmp_path}")
+    assert code == 2 and needs in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_attributions_with_both_parts_add_up_to_their_weighted_logits():
+    """A share between 0 and 1: the network's integrated gradients and the TF-IDF part's
+    exact contributions, each times its share, sum to the weighted logits above an empty
+    text (within the integration's error, which the delta reports)."""
+    from textlstm.models.classifier import TextClassifier
+    from textlstm.models.explain import attribute_ids, explained_score
+
+    cfg = load_config(None, ["model.wide=tfidf", "model.network_vocab_size=6",
+                             "model.embedding.dim=8", "model.encoder.hidden_size=6"])
+    torch.manual_seed(0)
+    net = TextClassifier(V, 3, cfg.model).eval()
+    assert net.embedding.num_embeddings == 6
+    net.wide.idf.uniform_(1, 2)
+    net.wide.idf[:2] = 0
+    net.wide.weight.normal_()
+    net.wide.mix.fill_(0.4)
+    ids = torch.tensor([[2, 7, 3, 6, 6]])  # 6 and 7: the TF-IDF part's own words
+    lengths, target = torch.tensor([5]), 1
+    attr, delta = attribute_ids(net, ids, lengths, torch.tensor([target]), steps=256)
+    empty = 0.4 * float(net.forward_network(torch.zeros_like(ids), lengths)[0, target]) \
+        + 0.6 * float(net.wide.bias[target])
+    total = explained_score(net, ids, lengths, target) - empty
+    assert float(attr.sum()) == pytest.approx(total, abs=1e-3 + abs(float(delta[0])))
+    # the network reads the part's own words as <unk>: 7 and 1 give the same network logits
+    same = torch.tensor([[2, 1, 3, 1, 1]])
+    torch.testing.assert_close(net.forward_network(ids, lengths),
+                               net.forward_network(same, lengths))
+
+
+def test_auto_is_tfidf_where_it_can_run_and_none_elsewhere():
+    from textlstm.core.config import resolve_wide
+
+    for config, overrides, want in (
+            ("auto.yaml", [], "tfidf"), ("auto.yaml", ["task=multilabel"], "none"),
+            ("bbc_news.yaml", ["model.wide=auto", "data.streaming=true"], "none")):
+        cfg = load_config(ROOT / "configs" / config, overrides)
+        assert resolve_wide(cfg) == want and cfg.model.wide == want
