@@ -627,6 +627,10 @@ M = [
            "return attr, delta",
            W + "test_attributions_with_both_parts_add_up_to_their_weighted_logits",
            "explanations leave out the TF-IDF part's words"),
+    Mutant("textlstm/commands/suggest.py",
+           'if cfg is not None and cfg.model.get("wide", "none") != "tfidf":', "if False:",
+           W + "test_suggest_ranks_with_the_mixture_and_says_when_a_run_lacks_it",
+           "suggest does not say that a run without the TF-IDF part ranks worse"),
     # ---- pretraining and model.init_from
     Mutant("textlstm/models/lm.py", "bwd = self._nll(states[:, 1:, H:], ids[:, :-1])",
            "bwd = self._nll(states[:, :-1, H:], ids[:, 1:])",

@@ -249,3 +249,25 @@ def test_auto_is_tfidf_where_it_can_run_and_none_elsewhere():
             ("bbc_news.yaml", ["model.wide=auto", "data.streaming=true"], "none")):
         cfg = load_config(ROOT / "configs" / config, overrides)
         assert resolve_wide(cfg) == want and cfg.model.wide == want
+
+
+def test_suggest_ranks_with_the_mixture_and_says_when_a_run_lacks_it(wide_run, tiny_run,
+                                                                      tmp_path, caplog):
+    """suggest ranks by the run's probabilities, the mixture's for a run with the part (the
+    tweets loop's 68 % of random's labels came from those); a run without it is told once."""
+    from textlstm.commands.suggest import suggest
+    from textlstm.serving.loader import load
+
+    pool = tmp_path / "pool.txt"
+    texts = [" ".join([*FILLER[i: i + 3], k]) for i, k in enumerate(["goal", "gambit", "vote"])]
+    pool.write_text("\n".join(texts) + "\n")
+    probs = np.sort(load(wide_run).predict_proba(texts).numpy(), axis=1)
+    with caplog.at_level("WARNING", logger="textlstm"):
+        suggest(wide_run, pool, k=3, out=tmp_path / "w.csv")
+    assert "model.wide" not in caplog.text
+    rows = (tmp_path / "w.csv").read_text().splitlines()[1:]
+    scores = sorted(float(r.rsplit(",", 2)[1]) for r in rows)
+    np.testing.assert_allclose(scores, np.sort(probs[:, -1] - probs[:, -2]), atol=1e-5)
+    with caplog.at_level("WARNING", logger="textlstm"):
+        suggest(tiny_run, pool, k=3, out=tmp_path / "t.csv", text_field="text")
+    assert "without model.wide=tfidf" in caplog.text
