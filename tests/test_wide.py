@@ -14,7 +14,7 @@ import torch
 from tests.conftest import ROOT, TINY, run_cli
 from textlstm.core.config import load_config
 from textlstm.models.wide import TfidfLinear, smooth_idf
-from textlstm.training.wide import fit_logistic, tfidf_matrix
+from textlstm.training.wide import fit_logistic, tfidf_matrix, word_counts
 
 DOCS = [[2, 3, 3, 4], [4, 5, 1], [2, 2, 2, 6, 7], [7, 1, 1], [3, 5, 6, 6]]  # ids; 1 is <unk>
 V = 8
@@ -46,10 +46,9 @@ def test_features_are_scikit_learns_sublinear_tfidf_in_both_paths():
     """The fit's sparse rows and the module's dense rows (what predict and ONNX compute) are
     scikit-learn's TfidfVectorizer(sublinear_tf=True): smooth idf, 1 + ln(count), L2 norm;
     <pad> and <unk> weigh nothing."""
-    flat, rows = _ragged(DOCS)
-    _, df = tfidf_matrix(flat, rows, len(DOCS), None, V)
-    idf = smooth_idf(torch.from_numpy(df), len(DOCS))
-    sparse, _ = tfidf_matrix(flat, rows, len(DOCS), idf.double().numpy(), V)
+    pairs = word_counts(*_ragged(DOCS), V)
+    idf = smooth_idf(torch.from_numpy(np.bincount(pairs[1], minlength=V)), len(DOCS))
+    sparse = tfidf_matrix(*pairs, len(DOCS), idf.double().numpy(), V)
     wide = TfidfLinear(V, 2)
     wide.idf.copy_(idf)
     dense = wide.features(_padded(DOCS))
@@ -65,10 +64,9 @@ def test_the_fit_is_scikit_learns_class_balanced_logistic_regression():
     rng = np.random.default_rng(0)
     docs = [list(rng.integers(2, V, rng.integers(2, 9))) for _ in range(60)]
     y = np.array([int(3 in d) + int(5 in d and 6 in d) for d in docs])  # 3 classes, unequal
-    flat, rows = _ragged(docs)
-    _, df = tfidf_matrix(flat, rows, len(docs), None, V)
-    idf = smooth_idf(torch.from_numpy(df), len(docs))
-    x, _ = tfidf_matrix(flat, rows, len(docs), idf.double().numpy(), V)
+    pairs = word_counts(*_ragged(docs), V)
+    idf = smooth_idf(torch.from_numpy(np.bincount(pairs[1], minlength=V)), len(docs))
+    x = tfidf_matrix(*pairs, len(docs), idf.double().numpy(), V)
     for C in (1.0, 30.0):
         w, b = fit_logistic(x, torch.from_numpy(y), 3, C)
         ours = torch.softmax(torch.sparse.mm(x, w.T) + b, -1).numpy()

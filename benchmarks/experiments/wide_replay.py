@@ -27,7 +27,7 @@ from textlstm.training.wide import MIXES, fit_wide
 @torch.no_grad()
 def per_mix(model, dm, split: str) -> dict:
     """Macro-F1 and mean loss of every share MIXES offers, on one split."""
-    net, k = model.net.eval(), len(dm.labels)
+    net, k = model.net.train(False), len(dm.labels)
     deep, lin, labels = [], [], []
     for batch in dm.loader(split, shuffle=False):
         deep.append(torch.log_softmax(net.forward_network(batch["ids"], batch["lengths"]), -1))
@@ -45,7 +45,7 @@ def per_mix(model, dm, split: str) -> dict:
 
 @torch.no_grad()
 def scores(model, dm, split: str) -> dict:
-    net, k = model.net.eval(), len(dm.labels)
+    net, k = model.net.train(False), len(dm.labels)
     parts = {"network": [], "tfidf": [], "mixture": []}
     labels = []
     for batch in dm.loader(split, shuffle=False):

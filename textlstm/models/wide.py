@@ -3,7 +3,8 @@
 On long keyword-driven documents and on classes with a handful of texts a linear model over
 word counts beats a BiLSTM that memorises its training set (docs/accuracy.md: `debian-long`,
 `debian-rare`). Rather than make the network learn what a linear model gets from a convex fit,
-the run fits one (training/wide.py) over the network's own vocabulary and ids, and the answer
+the run fits one (training/wide.py) over the run's ids (its vocabulary also keeps the words
+too rare for the network, which reads them as <unk>: batches/datamodule.py), and the answer
 is the mixture of the two models' probabilities, with the weight chosen on validation:
 
     p = mix * softmax(network logits) + (1 - mix) * softmax(tfidf logits)
@@ -24,7 +25,12 @@ import math
 import torch
 from torch import nn
 
-WIDE = ("none", "tfidf")
+
+def mix_log_probs(deep: torch.Tensor, wide: torch.Tensor, w: float) -> torch.Tensor:
+    """log(w p + (1 - w) q) from log p and log q (B, C), without leaving log space, where both
+    can underflow to 0; w in (0, 1)."""
+    both = torch.stack([deep + math.log(w), wide + math.log(1 - w)])  # (2, B, C)
+    return torch.logsumexp(both, dim=0)  # (B, C)
 
 
 class TfidfLinear(nn.Module):
@@ -74,10 +80,7 @@ class TfidfLinear(nn.Module):
         if w <= 0.0 and not keep_network:
             return wide
         w = max(w, 1e-12)
-        deep = torch.log_softmax(logits.float(), dim=-1)
-        # log(w p + (1 - w) q) without leaving log space, where both can underflow to 0
-        both = torch.stack([deep + math.log(w), wide + math.log(1 - w)])  # (2, B, C)
-        return torch.logsumexp(both, dim=0)  # (B, C)
+        return mix_log_probs(torch.log_softmax(logits.float(), dim=-1), wide, w)
 
 
 def smooth_idf(doc_freq: torch.Tensor, n_docs: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 from torchmetrics.functional.classification import multiclass_f1_score
 
 from textlstm.data.columns import column_array
-from textlstm.models.wide import TfidfLinear, smooth_idf
+from textlstm.models.wide import TfidfLinear, mix_log_probs, smooth_idf
 
 log = logging.getLogger("textlstm")
 CS = (1.0, 3.0, 10.0, 30.0, 100.0)
@@ -45,22 +45,24 @@ def ragged_ids(ds) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.repeat(np.arange(len(lengths)), lengths)
 
 
-def tfidf_matrix(flat: np.ndarray, rows: np.ndarray, n: int, idf: np.ndarray | None,
-                 vocab_size: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The (n, V) sparse TF-IDF matrix of ragged ids, and each word's document frequency.
-    `idf` None: only the document frequencies are wanted (the matrix comes back empty)."""
+def word_counts(flat: np.ndarray, rows: np.ndarray, vocab_size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ragged ids -> (row, word, count) of every word present in a row; a word's document
+    frequency is then `np.bincount(word)`."""
     keys, counts = np.unique(rows * vocab_size + flat, return_counts=True)
-    r, c = keys // vocab_size, keys % vocab_size
-    df = np.bincount(c, minlength=vocab_size)
-    if idf is None:
-        return torch.empty(0), df
+    return keys // vocab_size, keys % vocab_size, counts
+
+
+def tfidf_matrix(r: np.ndarray, c: np.ndarray, counts: np.ndarray, n: int, idf: np.ndarray,
+                 vocab_size: int) -> torch.Tensor:
+    """The (n, V) sparse TF-IDF matrix of `word_counts`' triples."""
     val = (1.0 + np.log(counts)) * idf[c]  # sublinear tf times idf; <pad>/<unk> have idf 0
     norm = np.sqrt(np.bincount(r, weights=val * val, minlength=n))
     val = val / np.maximum(norm[r], 1e-12)
     keep = val != 0
     x = torch.sparse_coo_tensor(np.stack([r[keep], c[keep]]), val[keep].astype(np.float32),
                                 (n, vocab_size), check_invariants=True)
-    return x.coalesce(), df
+    return x.coalesce()
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, C: float,
@@ -114,7 +116,7 @@ def _best(scored: list[tuple[float, float, object]]):
 def network_validation(model, dm) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     """The network's validation logits (N, C), labels (N,) and each batch's ids, in the
     loader's order (sorted by length), with the network alone (mix 1)."""
-    model.eval()
+    model.train(False)
     logits, labels, ids = [], [], []
     for batch in dm.loader("validation", shuffle=False):
         batch = model.transfer_batch_to_device(batch, model.device, 0)
@@ -131,11 +133,11 @@ def fit_wide(model, dm) -> dict:
     wide: TfidfLinear = model.net.wide
     vocab_size, k = wide.idf.numel(), len(dm.labels)
     train, val = dm.splits["train"], dm.splits["validation"]
-    flat, rows = ragged_ids(train)
-    _, df = tfidf_matrix(flat, rows, len(train), None, vocab_size)
-    idf = smooth_idf(torch.from_numpy(df), len(train))
-    x_train, _ = tfidf_matrix(flat, rows, len(train), idf.double().numpy(), vocab_size)
-    x_val, _ = tfidf_matrix(*ragged_ids(val), len(val), idf.double().numpy(), vocab_size)
+    pairs = word_counts(*ragged_ids(train), vocab_size)
+    idf = smooth_idf(torch.from_numpy(np.bincount(pairs[1], minlength=vocab_size)), len(train))
+    x_train = tfidf_matrix(*pairs, len(train), idf.double().numpy(), vocab_size)
+    x_val = tfidf_matrix(*word_counts(*ragged_ids(val), vocab_size), len(val),
+                         idf.double().numpy(), vocab_size)
     y_train = torch.from_numpy(column_array(train, "label_id")).long()
     y_val = torch.from_numpy(column_array(val, "label_id")).long()
 
@@ -156,9 +158,9 @@ def fit_wide(model, dm) -> dict:
     wide_logits = torch.cat([wide(ids).float().cpu() for ids in batches])  # loader order
     deep, lin = torch.log_softmax(net_logits, -1), torch.log_softmax(wide_logits, -1)
     mixes = []
-    for m in MIXES:
-        both = torch.stack([deep + np.log(max(m, 1e-300)), lin + np.log(max(1 - m, 1e-300))])
-        mixes.append((*_score(torch.logsumexp(both, 0), labels, k), m))
+    for m in MIXES:  # the shares 0 and 1 are each part alone, as TfidfLinear.combine answers
+        logp = lin if m == 0 else deep if m == 1 else mix_log_probs(deep, lin, m)
+        mixes.append((*_score(logp, labels, k), m))
     mix_f1, mix_loss, mix = _best(mixes)
     wide.mix.fill_(mix)
     net_f1 = next(s for s in mixes if s[2] == 1.0)[0]
