@@ -14,7 +14,7 @@ import torch
 from tests.conftest import ROOT, TINY, run_cli
 from textlstm.core.config import load_config
 from textlstm.models.wide import TfidfLinear, smooth_idf
-from textlstm.training.wide import fit_logistic, tfidf_matrix, word_counts
+from textlstm.training.wide import fit_logistic, one_se, resampled_f1, tfidf_matrix, word_counts
 
 DOCS = [[2, 3, 3, 4], [4, 5, 1], [2, 2, 2, 6, 7], [7, 1, 1], [3, 5, 6, 6]]  # ids; 1 is <unk>
 V = 8
@@ -105,6 +105,38 @@ def test_token_contributions_add_up_to_the_logit_above_the_bias():
     assert float(c[ids == 0].abs().sum()) == 0.0 and float(c[ids == 1].abs().sum()) == 0.0
     # a word met twice shares its contribution evenly between its occurrences
     assert float(c[0, 1]) == pytest.approx(float(c[0, 2]))
+
+
+def test_choices_take_the_first_candidate_within_one_standard_error_of_the_best():
+    """C and the share are chosen by the one-standard-error rule: the first (simplest)
+    candidate whose validation macro-F1 is at least the best's minus the paired bootstrap
+    standard error of their difference; a clear gap still goes to the best."""
+    from torchmetrics.functional.classification import multiclass_f1_score
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (300,), generator=g)
+    noisy = torch.where(torch.rand(300, generator=g) < 0.75, y, (y + 1) % 3)  # ~75 % right
+    wrong, right = (noisy != y).nonzero().squeeze(1), (noisy == y).nonzero().squeeze(1)
+    a_bit_better = noisy.clone()  # 10 texts more right, 8 others wrong: within the noise
+    a_bit_better[wrong[:10]] = y[wrong[:10]]
+    a_bit_better[right[:8]] = (y[right[:8]] + 1) % 3
+    much_better = noisy.clone()
+    much_better[wrong[:50]] = y[wrong[:50]]  # 50 more: well beyond it
+    pick, f1s = one_se([noisy, a_bit_better], y, 3)
+    assert f1s[1] > f1s[0] and pick == 0  # the top score would take the second
+    assert one_se([noisy, much_better], y, 3)[0] == 1
+    assert one_se([a_bit_better, noisy], y, 3)[0] == 0  # the best first: itself
+    assert f1s[0] == pytest.approx(float(multiclass_f1_score(noisy, y, 3, average="macro")))
+    # the resampled scores: paired (equal predictions, equal scores on every resample),
+    # reproducible, and centred on the score of the texts as they are
+    boot = resampled_f1([noisy, noisy.clone(), a_bit_better], y, 3)
+    assert boot.shape == (3, 400) and torch.equal(boot[0], boot[1])
+    assert torch.equal(boot, resampled_f1([noisy, noisy, a_bit_better], y, 3))
+    assert float(boot[0].mean()) == pytest.approx(f1s[0], abs=0.01)
+    assert 0.005 < float(boot[0].std()) < 0.05
+    # a resample scores only the classes it holds or predicts, as torchmetrics does
+    two = torch.tensor([0, 1, 0, 1])
+    assert float(resampled_f1([two], two, 5, resamples=3)[0].min()) == 1.0
 
 
 # -- a real run ----------------------------------------------------------------------------
