@@ -14,7 +14,14 @@ import torch
 from tests.conftest import ROOT, TINY, run_cli
 from textlstm.core.config import load_config
 from textlstm.models.wide import TfidfLinear, smooth_idf
-from textlstm.training.wide import fit_logistic, one_se, resampled_f1, tfidf_matrix, word_counts
+from textlstm.training.wide import (
+    choose_share,
+    fit_logistic,
+    one_se,
+    resampled_f1,
+    tfidf_matrix,
+    word_counts,
+)
 
 DOCS = [[2, 3, 3, 4], [4, 5, 1], [2, 2, 2, 6, 7], [7, 1, 1], [3, 5, 6, 6]]  # ids; 1 is <unk>
 V = 8
@@ -137,6 +144,11 @@ def test_choices_take_the_first_candidate_within_one_standard_error_of_the_best(
     # a resample scores only the classes it holds or predicts, as torchmetrics does
     two = torch.tensor([0, 1, 0, 1])
     assert float(resampled_f1([two], two, 5, resamples=3)[0].min()) == 1.0
+    # the share: the TF-IDF part alone (listed first) when validation cannot tell it from the
+    # best share; else the best share itself, not a share in between within its noise
+    assert choose_share([noisy, noisy, a_bit_better], y, 3)[:2] == (0, 2)
+    assert choose_share([noisy, a_bit_better, much_better], y, 3)[:2] == (2, 2)
+    assert choose_share([much_better, a_bit_better, much_better], y, 3)[:2] == (0, 0)
 
 
 # -- a real run ----------------------------------------------------------------------------

@@ -6,7 +6,8 @@ validation and test scores of the network alone, the TF-IDF part alone and the m
 
 The network's training does not change with the option (its share is 1 while it trains), so
 replaying a run gives the very numbers a run with the option would report, without training
-again (docs/accuracy.md, "The TF-IDF part").
+again (docs/accuracy.md, "The TF-IDF part"). A run trained with the option is fitted again
+(to the same numbers, or to those of the fit as it now stands).
 """
 
 import argparse
@@ -73,11 +74,15 @@ def replay(run: str) -> dict:
     dm.prepare_data()
     dm.setup()
     assert dm.vocab.itos[: len(pred.vocab)] == pred.vocab.itos, "another vocabulary"
-    assert dm.network_vocab_size == len(pred.vocab)
-    cfg.model.wide, cfg.model.network_vocab_size = "tfidf", len(pred.vocab)
-    net = TextClassifier(len(dm.vocab), len(pred.labels), cfg.model, pred.net.chunking)
-    missing, unexpected = net.load_state_dict(pred.net.state_dict(), strict=False)
-    assert not unexpected and all(k.startswith("wide.") for k in missing), (missing, unexpected)
+    if cfg.model.get("wide", "none") == "tfidf":  # trained with the part: fitted again here
+        net = pred.net
+    else:
+        assert dm.network_vocab_size == len(pred.vocab)
+        cfg.model.wide, cfg.model.network_vocab_size = "tfidf", len(pred.vocab)
+        net = TextClassifier(len(dm.vocab), len(pred.labels), cfg.model, pred.net.chunking)
+        missing, unexpected = net.load_state_dict(pred.net.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("wide.") for k in missing), (missing,
+                                                                                 unexpected)
     model = LitTextClassifier(net, pred.labels, dict(cfg.optim), task=cfg.task)
     report = fit_wide(model, dm)
     return {"run": str(run), "wide": report, "validation": scores(model, dm, "validation"),
