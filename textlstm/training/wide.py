@@ -121,7 +121,10 @@ def resampled_f1(preds: list[torch.Tensor], y: torch.Tensor, num_classes: int,
                  resamples: int = RESAMPLES, seed: int = 0) -> torch.Tensor:
     """(len(preds), resamples) macro-F1 of each candidate's predictions (N,) on the same
     bootstrap resamples of the N texts (seeded: the choice is reproducible). Macro-F1 as
-    torchmetrics averages it: over the classes a resample predicts or holds."""
+    torchmetrics averages it: over the classes a resample predicts or holds.
+    By hand: scipy.stats.bootstrap(paired=True) gives the same standard error but calls the
+    statistic in Python once per resample and pair; here a (resamples, N) matrix of counts
+    scores every resample of a candidate in three matrix products."""
     g = torch.Generator().manual_seed(seed)
     n = len(y)
     truth = F.one_hot(y, num_classes).float()  # (N, K)
@@ -141,6 +144,7 @@ def resampled_f1(preds: list[torch.Tensor], y: torch.Tensor, num_classes: int,
 
 
 def macro_f1(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """Macro-F1 of predictions (N,) against labels (N,)."""
     return float(multiclass_f1_score(pred, y, num_classes, average="macro"))
 
 
