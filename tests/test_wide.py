@@ -185,7 +185,7 @@ def wide_run(tmp_path_factory):
     cfg = load_config(ROOT / "configs" / "bbc_news.yaml", [
         *(f"data.{s}_file={d / (s + '.jsonl')}" for s in ("train", "validation", "test")),
         f"data.data_dir={d / 'data'}", f"run_root={d / 'runs'}", "model.embedding.vectors=null",
-        "wandb.mode=disabled", *TINY, "data.min_freq=2", "optim.lr=0.01", "seed=0",
+        "wandb.mode=offline", *TINY, "data.min_freq=2", "optim.lr=0.01", "seed=0",
         "model.wide=tfidf"])
     return train(cfg)
 
@@ -209,6 +209,19 @@ def test_a_run_learns_classes_from_words_the_network_cannot_read(wide_run):
     assert all(vocab.stoi[k] < net.network_vocab for k in COMMON.values())
     row = pred.predict([" ".join([*FILLER[:3], "regatta"])])[0]
     assert row["label"] == "sailing"
+
+
+def test_a_wide_run_shows_its_share_on_the_dashboard_and_the_report(wide_run):
+    from textlstm.tracking.wandb_reader import summarize
+
+    wide = json.loads((wide_run / "metrics.json").read_text())["wide"]
+    files = list((wide_run / "wandb").glob("offline-run-*/run-*.wandb"))
+    summary = summarize(files[0])["summary"]
+    assert summary["wide/share"] == wide["mix"] and summary["wide/C"] == wide["C"]
+    assert summary["wide/validation_f1_network"] == wide["validation_f1"]["network"]
+    page = (wide_run / "report.html").read_text()
+    assert "TF-IDF part (model.wide)" in page and f"C = {wide['C']:g}" in page
+    assert page.count("<th>0.") == 10  # every share's validation score, 0.0 to 0.9 and 1.0
 
 
 def test_a_wide_run_explains_and_exports_its_mixture(wide_run, tmp_path):

@@ -52,6 +52,10 @@ def write_run_outputs(wb, run_dir: Path, dm: TextDataModule, pred: Predictor, me
         wb.experiment.summary.update({f"{split}/{k}": metrics[split][k]
                                       for split in ("validation", "test")
                                       for k in keys if k in metrics[split]})
+        if "wide" in metrics:  # model.wide: how much the answers owe to the TF-IDF part
+            w = metrics["wide"]
+            wb.experiment.summary.update({"wide/share": w["mix"], "wide/C": w["C"], **{
+                f"wide/validation_f1_{k}": v for k, v in w["validation_f1"].items()}})
         if "ece" in metrics["test"]:
             test, calib = metrics["test"], metrics["calibration"]
             wb.experiment.summary.update({"test/ece": test["ece"],

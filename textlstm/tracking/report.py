@@ -227,6 +227,31 @@ def _results(m: dict) -> list[str]:
     return out
 
 
+def _wide(m: dict) -> list[str]:
+    """model.wide: the share the answers give the network, and the validation scores the
+    one-standard-error rule chose it from."""
+    w = m.get("wide")
+    if not w:
+        return []
+    share = w["mix"]
+    who = ("the TF-IDF part alone" if share == 0 else "the network alone" if share == 1 else
+           f"the network's probabilities times {share:.1f} plus the TF-IDF part's times "
+           f"{1 - share:.1f}")
+    f1 = w["validation_f1"]
+    rule = (" C and the share were chosen on validation by the one-standard-error rule: the "
+            "smallest C within one bootstrap standard error of the best, and the TF-IDF part "
+            "alone unless the best share beats it by more than one standard error."
+            if w.get("rule") == "one-standard-error" else "")
+    row = "".join(f"<td>{v:.4f}</td>" for v in w["mixes"].values())
+    return [f"<h2>TF-IDF part (model.wide)</h2><p>The answers are {who}: a class-balanced "
+            f"TF-IDF logistic regression (C = {w['C']:g}) mixed with the network. Validation "
+            f"macro-F1: the network {f1['network']:.4f}, the TF-IDF part {f1['tfidf']:.4f}, "
+            f"the answers {f1['mixture']:.4f}.{rule}</p><table id=\"wide-shares\"><tr>"
+            "<th class=\"l\">the network's share</th>"
+            + "".join(f"<th>{k}</th>" for k in w["mixes"])
+            + f"</tr><tr><td class=\"l\">validation macro-F1</td>{row}</tr></table>"]
+
+
 def _calibration(m: dict) -> list[str]:
     c, test = m.get("calibration"), m["test"]
     if not c or "reliability" not in c:  # multi-label runs, and runs made before calibration
@@ -310,7 +335,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             f"{m['data']['validation_size']} / {m['data']['test_size']} texts, vocabulary "
             f"{m['data']['vocab_size']}, {m['train']['epochs']} epochs in {m['train']['seconds']} "
             f"s (best epoch {m['train']['best_epoch']})</p>",
-            *_results(m), *_calibration(m)]
+            *_results(m), *_wide(m), *_calibration(m)]
     panels = PANELS if m.get("task") != "multilabel" else [
         *PANELS[:3], ("val/subset_accuracy", "validation subset accuracy", "epoch")]
     curves = curves_svg([(r["name"], r["rows"], r["metrics"]["train"]["epochs"])], panels)
