@@ -1,6 +1,7 @@
 """`model.wide: tfidf` replayed on finished runs: fit the TF-IDF part and its mix on a run's
 best checkpoint (what `textlstm train ... model.wide=tfidf` does after fit), and print the
-validation and test scores of the network alone, the TF-IDF part alone and the mixture.
+validation and test scores of the network alone, the TF-IDF part alone and the mixture (with
+the mean F1 of the classes with 2-10 training texts, where there are any).
 
     .venv/bin/python benchmarks/experiments/wide_replay.py RUN [RUN ...] [--json]
 
@@ -13,12 +14,15 @@ again (docs/accuracy.md, "The TF-IDF part"). A run trained with the option is fi
 import argparse
 import json
 
+import numpy as np
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
 from textlstm.batches import make_datamodule
+from textlstm.batches.recipe import RARE_TEXTS
 from textlstm.core.hardware import set_threads
 from textlstm.core.logs import quiet_libraries
+from textlstm.data.columns import column_array
 from textlstm.models.classifier import TextClassifier
 from textlstm.serving.loader import load_run
 from textlstm.training.module import LitTextClassifier
@@ -56,11 +60,17 @@ def scores(model, dm, split: str) -> dict:
         parts["mixture"].append(net(ids, lengths).argmax(-1))
         labels.append(batch["labels"])
     y = torch.cat(labels)
+    # rare classes as data.class_sampling=auto counts them: 2 to RARE_TEXTS training texts
+    n_train = np.bincount(column_array(dm.splits["train"], "label_id"), minlength=k)
+    rare = torch.from_numpy((n_train >= 2) & (n_train <= RARE_TEXTS))
     out = {}
     for name, preds in parts.items():
         p = torch.cat(preds)
+        per_class = multiclass_f1_score(p, y, k, average="none")
         out[name] = {"f1_macro": round(float(multiclass_f1_score(p, y, k, average="macro")), 4),
                      "acc": round(float(multiclass_accuracy(p, y, k, average="micro")), 4)}
+        if rare.any():  # the mean F1 of the classes with 2-10 training texts
+            out[name]["rare_f1"] = round(float(per_class[rare].mean()), 4)
     return out
 
 
@@ -105,5 +115,7 @@ if __name__ == "__main__":
             continue
         print(f"{run}: C={r['wide']['C']:g}, the network's share {r['wide']['mix']:.1f}")
         for split in ("validation", "test"):
-            print(f"  {split:10s} " + "  ".join(f"{k} F1 {v['f1_macro']:.4f} acc {v['acc']:.4f}"
-                                                for k, v in r[split].items()))
+            print(f"  {split:10s} " + "  ".join(
+                f"{k} F1 {v['f1_macro']:.4f} acc {v['acc']:.4f}"
+                + (f" rare-class F1 {v['rare_f1']:.4f}" if "rare_f1" in v else "")
+                for k, v in r[split].items()))
