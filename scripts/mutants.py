@@ -448,6 +448,10 @@ M = [
            "generator = None",
            "tests/test_resume.py::test_sigkill_at_an_epoch_end_then_resume_equals_the_"
            "uninterrupted_run[2-budget]", "reloads shift the global RNG and resumed runs drift"),
+    Mutant("textlstm/training/checkpoints.py", 'torch.set_rng_state(state["torch"])', "pass",
+           "tests/test_resume.py::test_sigkill_at_an_epoch_end_then_resume_equals_the_"
+           "uninterrupted_run[2-]", "a resumed run draws other dropout masks (torch generator "
+           "not restored)"),
     Mutant("textlstm/batches/sampler.py", "cap, out = bs, []", "cap, out = bs * 64, []",
            "tests/test_data.py::test_token_budget_batches",
            "a token budget lets short texts overflow data.batch_size"),
