@@ -4,7 +4,9 @@
 
 writes OUT_DIR/NAME/{train,validation,test}.jsonl, rows {"text", "label"}, for each NAME:
 
-small        2,000 training tweets drawn at random (seed 0); validation and test whole.
+small        2,000 training tweets drawn at random (seed 0); validation and test whole; and
+             unlabeled.jsonl, rows {"text"}: the other training tweets whose text is not
+             among the 2,000 (27,785), for `data.unlabeled_file` in `textlstm pretrain`.
 imbalanced   the tweets, every split keeping 100 % of negatives, 35 % of neutrals, 12 % of
              positives (seed 0).
 sms-like     short two-class spam-like text (SMS Spam's 13 % minority): the tweets labelled
@@ -73,6 +75,10 @@ def small(out: Path) -> None:
     rng.shuffle(train)
     (out / "small").mkdir(parents=True, exist_ok=True)
     (out / "small" / "train.jsonl").write_text("\n".join(train[:2000]) + "\n", encoding="utf-8")
+    labelled = {json.loads(x)["text"] for x in train[:2000]}
+    rest = dict.fromkeys(t for x in train[2000:] if (t := json.loads(x)["text"]) not in labelled)
+    (out / "small" / "unlabeled.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in rest), encoding="utf-8")
     for split in ("validation", "test"):
         shutil.copy(TWEETS / f"{split}.jsonl", out / "small" / f"{split}.jsonl")
 
