@@ -164,8 +164,10 @@ def _metrics(model: LitLanguageModel, streams: LMStreams, vocab_size: int, secon
         "train": {"seconds": round(seconds, 2),
                   # from the training steps' rate (a budget may end an epoch early),
                   # validation excluded
+                  # 3 places: a small corpus's epoch takes hundredths of a second, and 1
+                  # place printed it as 0.0
                   "seconds_per_epoch": round(model.train_seconds / max(1, model.global_step)
-                                             * steps_per_epoch, 1),
+                                             * steps_per_epoch, 3),
                   "tokens_per_second": round(model.train_tokens / max(seconds, 1e-9), 1),
                   "threads": threads},
     }
