@@ -142,6 +142,17 @@ M = [
            "tests/test_chunks.py::"
            "test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole",
            "model.regions=auto never pools long documents in pieces"),
+    Mutant("textlstm/batches/recipe.py",
+           'cfg.optim.adversarial_eps = LONG_EPS if cfg.model.long_text == "chunks" else SHORT_EPS',
+           "cfg.optim.adversarial_eps = SHORT_EPS",
+           "tests/test_chunks.py::test_auto_adversarial_steps_for_short_texts_only",
+           "optim.adversarial_eps=auto trains long documents adversarially too"),
+    Mutant("textlstm/commands/train.py",
+           "    resolve_adversarial(cfg, dm)\n",
+           "    cfg.optim.adversarial_eps = 1.0  # auto taken as the old fixed value\n",
+           "tests/test_chunks.py::"
+           "test_auto_recipe_trains_reloads_and_predicts_long_documents",
+           "train() never resolves optim.adversarial_eps=auto"),
     Mutant("textlstm/commands/train.py",
            "    resolve_regions(cfg, dm)\n",
            "    pass  # model.regions left unresolved\n",

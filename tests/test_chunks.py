@@ -219,6 +219,8 @@ def test_auto_recipe_trains_reloads_and_predicts_long_documents(small_csvs, tmp_
     assert saved.model.long_text == "chunks"
     # model.regions=auto: windows mean long documents, pooled in LONG_REGIONS pieces
     assert picked["regions"] == saved.model.regions == recipe.LONG_REGIONS == 4
+    # optim.adversarial_eps=auto: no adversarial steps for documents read in windows
+    assert picked["adversarial_eps"] == saved.optim.adversarial_eps == recipe.LONG_EPS == 0
     # optim.lr=auto: planned from the steps the epoch really had, and the optimizer ran at it
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert picked["planned_steps"] == last["global_step"] > 0  # one epoch
@@ -299,6 +301,27 @@ def test_auto_regions_pool_long_documents_in_pieces_and_short_texts_whole():
         load_config(None, ["model.regions=auto", "model.pooling=mean"])
     with pytest.raises(UserError, match=r"model\.regions' is four; .*or auto"):
         load_config(None, ["model.regions=four"])
+
+
+def test_auto_adversarial_steps_for_short_texts_only():
+    """optim.adversarial_eps=auto: SHORT_EPS for texts read in one window, LONG_EPS for
+    documents read in windows; a number given by hand is kept; words and bad values are
+    refused in one sentence."""
+    from types import SimpleNamespace
+
+    for overrides, eps, picked in ((["optim.adversarial_eps=auto", "model.long_text=truncate"],
+                                    1.0, {"adversarial_eps": 1.0}),
+                                   (["optim.adversarial_eps=auto", *CHUNKS], 0.0,
+                                    {"adversarial_eps": 0.0}),
+                                   (["optim.adversarial_eps=0.5", *CHUNKS], 0.5, {})):  # kept
+        cfg, dm = load_config(None, overrides), SimpleNamespace(picked={})
+        recipe.resolve_adversarial(cfg, dm)
+        assert cfg.optim.adversarial_eps == eps and dm.picked == picked
+    assert (recipe.SHORT_EPS, recipe.LONG_EPS) == (1.0, 0.0)
+    assert load_config(None, ["optim.adversarial_eps=2e0"]).optim.adversarial_eps == 2.0
+    for bad in ("strong", "-1", "true"):
+        with pytest.raises(UserError, match=r"optim\.adversarial_eps' is .*or auto"):
+            load_config(None, [f"optim.adversarial_eps={bad}"])
 
 
 def test_max_minutes_becomes_the_trainers_wall_clock_budget(tmp_path):

@@ -17,7 +17,12 @@ from omegaconf import DictConfig
 
 from textlstm.batches import make_datamodule
 from textlstm.batches.datamodule import TextDataModule
-from textlstm.batches.recipe import resolve_class_sampling, resolve_lr, resolve_regions
+from textlstm.batches.recipe import (
+    resolve_adversarial,
+    resolve_class_sampling,
+    resolve_lr,
+    resolve_regions,
+)
 from textlstm.core import runfolder
 from textlstm.core.config import resolve_wide, to_yaml
 from textlstm.core.errors import UserError
@@ -63,6 +68,7 @@ def train(cfg: DictConfig, datamodule: TextDataModule | None = None) -> Path:
     # config.yaml records the decisions, so loading the run needs no data
     cfg.model.long_text = getattr(dm, "long_text", cfg.model.long_text)
     resolve_regions(cfg, dm)
+    resolve_adversarial(cfg, dm)
     if getattr(dm, "network_vocab_size", None) is not None:  # model.wide=tfidf
         cfg.model.network_vocab_size = dm.network_vocab_size
         log.info("model.wide: the vocabulary keeps %d words, the network reads the %d seen at "

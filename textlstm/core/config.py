@@ -237,10 +237,11 @@ class OptimConfig:
         "optim.lr, per step) | plateau (halve when val/f1_macro stalls)")})
     warmup_steps: int = field(default=0, metadata={"help": (
         "cosine: optimizer steps of linear warm-up to optim.lr; 0: none")})
-    adversarial_eps: float = field(default=0.0, metadata={"help": (
+    adversarial_eps: Any = field(default=0.0, metadata={"help": (
         "adversarial training (Miyato et al. 2017): also train on each text with its word "
         "vectors moved, by this L2 norm per text, in the direction that raises the loss; each "
-        "step costs about twice as much; 0: off")})
+        "step costs about twice as much; 0: off; auto: 1 for texts read in one window, 0 for "
+        "documents read in windows (textlstm/batches/recipe.py)")})
 
 
 @dataclass
@@ -494,6 +495,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if cfg.data.train_file and cfg.data.source in EMBEDDED_SOURCES:
         cfg.data.source = "files"
     cfg.optim.lr = _float_or_auto(cfg.optim.lr)
+    cfg.optim.adversarial_eps = _float_or_auto(cfg.optim.adversarial_eps)
     validate(cfg)
     if cfg.model.long_text == "chunks" and _is_int(cfg.data.chunk_length) \
             and _is_int(cfg.data.max_chunks):
@@ -504,8 +506,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def _float_or_auto(v: Any) -> Any:
-    """optim.lr may be auto, so its field is untyped and OmegaConf no longer turns YAML 1.1's
-    strings such as 1e-3 (no dot: not a float to PyYAML) into numbers; this does."""
+    """optim.lr and optim.adversarial_eps may be auto, so their fields are untyped and
+    OmegaConf no longer turns YAML 1.1's strings such as 1e-3 (no dot: not a float to PyYAML)
+    into numbers; this does."""
     if isinstance(v, str) and v != "auto":
         try:
             return float(v)
@@ -635,8 +638,10 @@ def validate(cfg: DictConfig) -> None:
            f"is {o.lr}; use auto or a positive learning rate (typically 1e-4 to 1e-2)")
     _check(o.scheduler in ("none", "cosine", "plateau"), "optim.scheduler",
            f"is '{o.scheduler}'; use none, cosine or plateau")
-    _check(0 <= o.adversarial_eps <= 1e6, "optim.adversarial_eps",
-           f"is {o.adversarial_eps}; use 0 (off) or a positive norm (e.g. 1)")
+    eps = o.adversarial_eps
+    _check(eps == "auto" or (isinstance(eps, int | float) and not isinstance(eps, bool)
+                             and 0 <= eps <= 1e6), "optim.adversarial_eps",
+           f"is {eps}; use 0 (off), a positive norm (e.g. 1) or auto")
     _validate_trainer(cfg.trainer)
     _validate_pretrain(cfg.pretrain)
     _check(cfg.wandb.mode in ("offline", "online", "disabled"), "wandb.mode",
