@@ -14,7 +14,7 @@ BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install data standins baseline train test test-fast test-slow test-full mutants bench bench-scale serve-bench sweep lint clean
+.PHONY: help install data standins baseline scoreboard train test test-fast test-slow test-full mutants bench bench-scale serve-bench sweep lint clean
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ DATA    ?= bbc_news
 
 baseline: $(STAMP) ## TF-IDF + LinearSVC on DATA's own splits (DATA=bbc_news or a folder such as data/standins/sms-like), as JSON
 	$(BIN)/python benchmarks/experiments/linear_baseline.py $(DATA) --json
+
+scoreboard: $(STAMP) ## issue 27's targets: the auto recipe against TF-IDF + LinearSVC on every stand-in, BBC and the tweets, 3 seeds, and its time against the presets' (~30 min on a quiet machine; ARGS="--data small --seeds 42")
+	$(BIN)/python benchmarks/experiments/scoreboard.py --presets $(ARGS)
 
 train: $(STAMP) ## train CONFIG (default configs/bbc_news.yaml) with ARGS overrides, test, report
 	$(BIN)/textlstm train --config $(CONFIG) $(ARGS)
