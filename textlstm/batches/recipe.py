@@ -43,7 +43,7 @@ LONG_REGIONS = 4
 # optim.adversarial_eps=auto: adversarial steps (about 2x the time of a plain one) for texts read
 # in one window, none for documents read in windows. Validation macro-F1, 3 seeds, 2 threads:
 # BBC's answers 0.9895 without against 0.9865 with (the network alone 0.9909 against 0.9895),
-# training in 53 s against 94-103 s; debian-long's 1.0 either way, though the network alone
+# training in 53 s against 93-96 s; debian-long's 1.0 either way, though the network alone
 # loses 0.015 there (docs/accuracy.md, "Adversarial steps on long documents"). Short texts keep
 # them: they gained 0.015 on the tweets, 0.013 on the 2,000-tweet stand-in, 0.02 on debian-rare.
 SHORT_EPS, LONG_EPS = 1.0, 0.0
