@@ -74,7 +74,9 @@ def scores(model, dm, split: str) -> dict:
     return out
 
 
-def replay(run: str) -> dict:
+def load(run: str) -> tuple[LitTextClassifier, object]:
+    """A finished run's model with a `model.wide` part (its own, or a new unfitted one) and the
+    data module a run with the option builds."""
     pred = load_run(run, device="cpu")
     cfg = pred.cfg
     # the vocabulary a run with the option builds: the run's words first, then those seen
@@ -93,7 +95,11 @@ def replay(run: str) -> dict:
         missing, unexpected = net.load_state_dict(pred.net.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("wide.") for k in missing), (missing,
                                                                                  unexpected)
-    model = LitTextClassifier(net, pred.labels, dict(cfg.optim), task=cfg.task)
+    return LitTextClassifier(net, pred.labels, dict(cfg.optim), task=cfg.task), dm
+
+
+def replay(run: str) -> dict:
+    model, dm = load(run)
     report = fit_wide(model, dm)
     return {"run": str(run), "wide": report, "validation": scores(model, dm, "validation"),
             "test": scores(model, dm, "test"),
