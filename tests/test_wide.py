@@ -267,6 +267,31 @@ def test_wide_refuses_what_it_cannot_do(override, needs, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_at_share_0_the_answers_come_without_running_the_network():
+    """The TF-IDF part alone (share 0, as BBC's runs answer): the BiLSTM is not run, and the
+    answers are what the mixture gives; at any other share it runs."""
+    from textlstm.models.classifier import TextClassifier
+
+    cfg = load_config(None, ["model.wide=tfidf", "model.network_vocab_size=6",
+                             "model.embedding.dim=8", "model.encoder.hidden_size=6"])
+    torch.manual_seed(0)
+    net = TextClassifier(V, 3, cfg.model).train(False)
+    net.wide.idf.uniform_(1, 2)
+    net.wide.weight.normal_()
+    ids, lengths = _padded(DOCS), torch.tensor([len(d) for d in DOCS])
+    runs = []
+    net.encoder.register_forward_hook(lambda *_: runs.append(1))
+    net.wide.mix.fill_(0.0)
+    with torch.no_grad():
+        alone = net(ids, lengths)
+        assert not runs
+        assert torch.equal(alone, net.wide.combine(net.forward_network(ids, lengths), ids))
+        runs.clear()
+        net.wide.mix.fill_(0.3)
+        net(ids, lengths)
+    assert runs
+
+
 def test_attributions_with_both_parts_add_up_to_their_weighted_logits():
     """A share between 0 and 1: the network's integrated gradients and the TF-IDF part's
     exact contributions, each times its share, sum to the weighted logits above an empty

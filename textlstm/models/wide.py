@@ -66,6 +66,10 @@ class TfidfLinear(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.features(ids) @ self.weight.T + self.bias  # (B, C) logits
 
+    def answers_alone(self) -> bool:
+        """Share 0: the answers are this part's alone, and the network's logits unused."""
+        return float(self.mix) <= 0.0
+
     def combine(self, logits: torch.Tensor, ids: torch.Tensor,
                 keep_network: bool = False) -> torch.Tensor:
         """The network's (B, C) logits -> the mixture's log-probabilities (B, C), which stand
@@ -77,7 +81,7 @@ class TfidfLinear(nn.Module):
         if w >= 1.0:
             return logits
         wide = torch.log_softmax(self(ids), dim=-1)  # (B, C)
-        if w <= 0.0 and not keep_network:
+        if w <= 0.0 and not keep_network:  # TextClassifier.forward does not run the network
             return wide
         w = max(w, 1e-12)
         return mix_log_probs(torch.log_softmax(logits.float(), dim=-1), wide, w)
