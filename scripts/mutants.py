@@ -154,7 +154,7 @@ M = [
            "test_auto_recipe_trains_reloads_and_predicts_long_documents",
            "train() never resolves optim.adversarial_eps=auto"),
     Mutant("textlstm/models/classifier.py",
-           "        if self.wide is not None and self.wide.answers_alone():",
+           "        if share <= 0.0:",
            "        if False:  # the network always runs",
            "tests/test_wide.py::test_at_share_0_the_answers_come_without_running_the_network",
            "a run answering with the TF-IDF part alone still runs the BiLSTM"),

@@ -71,13 +71,13 @@ class TfidfLinear(nn.Module):
         return float(self.mix) <= 0.0
 
     def combine(self, logits: torch.Tensor, ids: torch.Tensor,
-                keep_network: bool = False) -> torch.Tensor:
+                keep_network: bool = False, share: float | None = None) -> torch.Tensor:
         """The network's (B, C) logits -> the mixture's log-probabilities (B, C), which stand
         for logits everywhere after (softmax gives the mixture back; the temperature divides
         them). With mix 1 the network's logits come back untouched. `keep_network`: with mix 0
         still read the network's logits at a share of 1e-12 (an ONNX graph that did not use
         them would lose its `lengths` input, which bundles always feed)."""
-        w = float(self.mix)
+        w = float(self.mix) if share is None else share  # `share`: the caller read it
         if w >= 1.0:
             return logits
         wide = torch.log_softmax(self(ids), dim=-1)  # (B, C)
