@@ -23,7 +23,7 @@ if __name__ == "__main__":
     set_threads(2)
     pred = load_run(run, device="cpu")
     wide = getattr(pred.net, "wide", None)
-    if wide is None or not wide.answers_alone():
+    if wide is None or float(wide.mix) > 0.0:
         sys.exit(f"{run} does not answer with its TF-IDF part alone (model.wide share 0).")
     texts = [json.loads(line)["text"] for line in open(texts_file)]
     ids = pred.encode(texts)

@@ -66,10 +66,6 @@ class TfidfLinear(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.features(ids) @ self.weight.T + self.bias  # (B, C) logits
 
-    def answers_alone(self) -> bool:
-        """Share 0: the answers are this part's alone, and the network's logits unused."""
-        return float(self.mix) <= 0.0
-
     def combine(self, logits: torch.Tensor, ids: torch.Tensor,
                 keep_network: bool = False, share: float | None = None) -> torch.Tensor:
         """The network's (B, C) logits -> the mixture's log-probabilities (B, C), which stand
