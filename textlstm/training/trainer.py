@@ -215,7 +215,7 @@ def validation_f1(trainer: L.Trainer, model: LitTextClassifier, state: dict) -> 
     metric object a validation epoch uses, without a Lightning loop, whose every call would
     log another validation point to the CSV log and W&B (metrics sync across DDP ranks)."""
     model.net.load_state_dict(state)
-    model.train(False)  # dropout off: nn.Module.eval(), spelled so no one reads it as eval
+    model.train(False)  # dropout off (evaluation mode) before scoring this candidate
     metrics = summary_metrics(len(model.labels), model.multilabel).to(model.device)
     with torch.inference_mode(), trainer.precision_plugin.val_step_context():
         for batch in trainer.datamodule.val_dataloader():
